@@ -1,0 +1,134 @@
+"""Evaluate a model on an environment split; writes ``episodes.jsonl`` and ``summary.json``.
+
+    python -m eval_agent.evaluate --env alfworld --split unseen --model models/smollm2-135m-instruct \
+        --num-tasks 20 --output-dir runs/eval/smollm2-unseen
+
+Rerunning with the same ``--output-dir`` resumes: finished episodes are kept and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from envs import load_tasks
+from eval_agent.backends import GenerationConfig, make_policy
+from eval_agent.metrics import summarize
+from eval_agent.runner import RolloutConfig, run_rollouts
+from eval_agent.schema import write_json_atomic
+
+
+@dataclass
+class EvalConfig:
+    env: str = "alfworld"
+    split: str = "unseen"
+    model: str = "models/smollm2-135m-instruct"  # local folder (hf) or served model name (openai)
+    backend: str = "hf"  # hf | openai
+    api_base: str | None = None  # openai backend endpoint, e.g. http://127.0.0.1:8000/v1
+    num_tasks: int | None = None  # first N tasks of the split (None: all)
+    n_rollouts: int = 1
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    max_steps: int | None = None  # None: the environment's limit
+    batch_size: int = 8
+    max_context: int | None = None
+    seed: int = 0
+    device: str | None = None
+    dtype: str | None = None  # e.g. float32, bfloat16 (default: bf16 on GPU, fp32 on CPU)
+    output_dir: str = "runs/eval"
+    no_progress: bool = False
+
+
+HELP = {
+    "env": "environment name",
+    "split": "task split (alfworld: train, seen, unseen)",
+    "num_tasks": "evaluate the first N tasks of the split",
+    "temperature": "sampling temperature; 0 = greedy",
+    "batch_size": "episodes advanced together (one batched generate call per step)",
+    "max_context": "prompt + reply token limit; longer episodes end with finish_reason=context_limit",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> EvalConfig:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(EvalConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            ap.add_argument(flag, action="store_true", help=HELP.get(f.name))
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
+        ap.add_argument(
+            flag, type=kind, default=f.default, help=f"{HELP.get(f.name, '')} (default: {f.default})"
+        )
+    return EvalConfig(**vars(ap.parse_args(argv)))
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    out = Path(cfg.output_dir)
+    tasks = load_tasks(cfg.env, cfg.split, limit=cfg.num_tasks)
+    policy = make_policy(
+        cfg.backend,
+        cfg.model,
+        api_base=cfg.api_base,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        batch_size=cfg.batch_size,
+        max_context=cfg.max_context,
+    )
+    rcfg = RolloutConfig(
+        n_rollouts=cfg.n_rollouts,
+        batch_size=cfg.batch_size,
+        max_steps=cfg.max_steps,
+        generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed),
+    )
+    t0 = time.time()
+    records, stats = run_rollouts(
+        tasks,
+        policy,
+        out / "episodes.jsonl",
+        rcfg,
+        meta={"model": cfg.model, "temperature": cfg.temperature, "seed": cfg.seed},
+        progress=not cfg.no_progress,
+    )
+    summary = {
+        "env": cfg.env,
+        "split": cfg.split,
+        "model": cfg.model,
+        "metrics": summarize(records),
+        "this_run": {
+            "episodes": stats.episodes,
+            "steps": stats.steps,
+            "wall_seconds": round(time.time() - t0, 1),
+            "generated_tokens": stats.completion_tokens,
+            "prompt_tokens": stats.prompt_tokens,
+            "generated_tokens_per_second": round(stats.tokens_per_second, 2),
+        },
+        "config": asdict(cfg),
+        "command": " ".join([Path(sys.executable).name, "-m", "eval_agent.evaluate", *sys.argv[1:]]),
+        "host": {"python": platform.python_version(), "machine": platform.machine()},
+    }
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(argv)
+    summary = evaluate(cfg)
+    m = summary["metrics"]
+    print(
+        json.dumps(
+            {k: summary["this_run"][k] for k in ("episodes", "wall_seconds", "generated_tokens_per_second")}
+            | {k: round(m[k], 4) for k in ("n", "success_rate", "avg_reward", "grounding", "avg_steps")}
+        )
+    )
+    print(f"wrote {Path(cfg.output_dir) / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    main()

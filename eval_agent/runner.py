@@ -1,0 +1,178 @@
+"""Batched rollout runner: up to ``batch_size`` episodes advance in lockstep, one batched generation per
+step for all unfinished episodes. A finished episode is appended to the JSONL file at once; a restarted
+run skips the (task, rollout) pairs already on disk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from envs import Env, Task, make_env
+from eval_agent.backends.base import GenerationConfig, Policy
+from eval_agent.prompts import PromptSpec, get_prompt
+from eval_agent.react import INVALID_FORMAT_OBSERVATION, parse_reply, truncate_reply
+from eval_agent.schema import RecordWriter, StepRecord, TrajectoryRecord, read_records
+
+
+@dataclass
+class RolloutConfig:
+    n_rollouts: int = 1  # rollouts per task
+    batch_size: int = 8  # episodes advanced together
+    max_steps: int | None = None  # None: the environment's own limit
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+@dataclass
+class _Episode:
+    task: Task
+    rollout: int
+    env: Env
+    messages: list[dict[str, str]]
+    prefix_len: int
+    steps: list[StepRecord] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started: float = field(default_factory=time.time)
+
+
+@dataclass
+class RolloutStats:
+    episodes: int = 0  # finished in this run (not counting those found on disk)
+    steps: int = 0
+    generate_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+
+def run_rollouts(
+    tasks: list[Task],
+    policy: Policy,
+    out_path: str | Path,
+    cfg: RolloutConfig,
+    prompt: PromptSpec | None = None,
+    env_factory: Callable[[], Env] | None = None,
+    meta: dict | None = None,
+    progress: bool = True,
+) -> tuple[list[TrajectoryRecord], RolloutStats]:
+    """Play every (task, rollout) pair not yet in ``out_path``; return all records of these tasks."""
+    if not tasks:
+        return [], RolloutStats()
+    env_name = tasks[0].env
+    prompt = prompt or get_prompt(env_name)
+    env_kwargs = {"max_steps": cfg.max_steps} if cfg.max_steps else {}
+    env_factory = env_factory or (lambda: make_env(env_name, **env_kwargs))
+    existing = read_records(out_path, repair_torn_tail=True)
+    done = {r.key for r in existing}
+    queue = [(t, r) for t in tasks for r in range(cfg.n_rollouts) if (t.task_id, r) not in done]
+    queue.reverse()  # pop() from the end keeps task order
+    total = len(tasks) * cfg.n_rollouts
+    stats = RolloutStats()
+    t_start = time.time()
+    idle_envs: list[Env] = []
+    active: list[_Episode] = []
+    n_success = sum(r.success for r in existing if r.task_id in {t.task_id for t in tasks})
+    bar = tqdm(
+        total=total, initial=total - len(queue), desc=f"{env_name} rollouts", unit="ep", disable=not progress
+    )
+    with RecordWriter(out_path) as writer:
+        while queue or active:
+            while queue and len(active) < cfg.batch_size:
+                task, rollout = queue.pop()
+                env = idle_envs.pop() if idle_envs else env_factory()
+                msgs = prompt.build(env.reset(task))
+                active.append(_Episode(task, rollout, env, msgs, prefix_len=len(msgs)))
+            gen_cfg = replace(cfg.generation, seed=cfg.generation.seed + stats.generate_calls)
+            gens = policy.generate([ep.messages for ep in active], gen_cfg)
+            stats.generate_calls += 1
+            still = []
+            for ep, gen in zip(active, gens, strict=True):
+                ep.prompt_tokens += gen.prompt_tokens
+                ep.completion_tokens += gen.completion_tokens
+                finish = _advance(ep, gen.text, gen.finish_reason, cfg.max_steps or ep.env.max_steps)
+                if finish is None:
+                    still.append(ep)
+                    continue
+                rec = _to_record(ep, finish, meta or {})
+                writer.write(rec)
+                existing.append(rec)
+                idle_envs.append(ep.env)
+                stats.episodes += 1
+                stats.steps += len(ep.steps)
+                stats.prompt_tokens += ep.prompt_tokens
+                stats.completion_tokens += ep.completion_tokens
+                n_success += rec.success
+                bar.update(1)
+            active = still
+            bar.set_postfix(
+                active=len(active), success=n_success, steps=stats.steps + sum(len(e.steps) for e in active)
+            )
+    bar.close()
+    for env in idle_envs:
+        env.close()
+    stats.seconds = time.time() - t_start
+    wanted = {t.task_id for t in tasks}
+    return [r for r in existing if r.task_id in wanted and r.rollout < cfg.n_rollouts], stats
+
+
+def _advance(ep: _Episode, text: str, gen_reason: str, max_steps: int) -> str | None:
+    """Apply one model reply; return the finish reason if the episode is over."""
+    if gen_reason == "context_limit":
+        return "context_limit"
+    reply = truncate_reply(text)
+    parsed = parse_reply(reply)
+    ep.messages.append({"role": "assistant", "content": reply})
+    if parsed.action is None:
+        obs, grounded, reward, env_done, success = INVALID_FORMAT_OBSERVATION, False, 0.0, False, False
+    else:
+        res = ep.env.step(parsed.action)
+        obs, grounded, reward, env_done, success = (
+            res.observation,
+            res.grounded,
+            res.reward,
+            res.done,
+            res.success,
+        )
+    ep.steps.append(
+        StepRecord(reply=reply, action=parsed.action, observation=obs, grounded=grounded, reward=reward)
+    )
+    if success:
+        return "success"
+    if env_done:
+        return "max_steps" if len(ep.steps) >= max_steps else "done"
+    if len(ep.steps) >= max_steps:
+        return "max_steps"
+    ep.messages.append({"role": "user", "content": obs})
+    return None
+
+
+def _to_record(ep: _Episode, finish: str, meta: dict) -> TrajectoryRecord:
+    return TrajectoryRecord(
+        env=ep.task.env,
+        split=ep.task.split,
+        task_id=ep.task.task_id,
+        task_type=ep.task.task_type,
+        rollout=ep.rollout,
+        messages=ep.messages,
+        prefix_len=ep.prefix_len,
+        steps=ep.steps,
+        # Environments give their reward on the step that ends the task (0 before).
+        reward=float(ep.steps[-1].reward) if ep.steps else 0.0,
+        success=finish == "success",
+        n_steps=len(ep.steps),
+        finish_reason=finish,
+        meta={
+            **meta,
+            "prompt_tokens": ep.prompt_tokens,
+            "completion_tokens": ep.completion_tokens,
+            "seconds": round(time.time() - ep.started, 2),
+        },
+    )

@@ -1,0 +1,20 @@
+# Sourced by the stage scripts: repo root, python, and the layered configuration
+# (environment variables > scripts/configs/$ENV_NAME.sh > scripts/profiles/$PROFILE.sh).
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+if [[ -x "${SPA_VENV:-$REPO/.venv}/bin/python" && "${SPA_SYSTEM_PYTHON:-0}" != "1" ]]; then
+  PY="${SPA_VENV:-$REPO/.venv}/bin/python"
+else
+  PY="$(command -v python3)"
+fi
+PROFILE="${PROFILE:-demo}"
+load_config() {  # load_config ENV_NAME
+  local env_cfg="$REPO/scripts/configs/$1.sh" prof="$REPO/scripts/profiles/$PROFILE.sh"
+  [[ -f "$env_cfg" ]] || { echo "no config $env_cfg" >&2; exit 2; }
+  [[ -f "$prof" ]] || { echo "unknown PROFILE=$PROFILE (scripts/profiles/: $(ls "$REPO/scripts/profiles" | tr '\n' ' '))" >&2; exit 2; }
+  # shellcheck disable=SC1090
+  source "$env_cfg"
+  # shellcheck disable=SC1090
+  source "$prof"
+  : "${RUN_DIR:=runs/$PROFILE/$1}"
+}

@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests use the real ALFWorld data and real (tiny) models prepared by
+``scripts/setup.sh``; run ``bash scripts/test.sh`` to set up and test in one go."""
+
+from __future__ import annotations
+
+import pytest
+
+from envs.paths import data_dir, models_dir
+
+SMOL = models_dir() / "smollm2-135m-instruct"
+TINY = models_dir() / "tiny-llama"
+
+
+def _require(path, what):
+    if not path.exists():
+        pytest.exit(
+            f"{what} missing at {path}: run `bash scripts/setup.sh` (or `bash scripts/test.sh`)", returncode=2
+        )
+
+
+@pytest.fixture(scope="session")
+def alfworld_ready():
+    _require(data_dir() / "alfworld" / ".ready", "ALFWorld data")
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer():
+    _require(SMOL, "SmolLM2 model folder")
+    from eval_agent.backends.hf import load_tokenizer
+
+    return load_tokenizer(SMOL)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy():
+    _require(TINY, "tiny test model")
+    from eval_agent.backends.hf import HFPolicy
+
+    return HFPolicy(TINY, device="cpu", batch_size=4)
