@@ -22,6 +22,12 @@ def main() -> None:
     ap.add_argument("--env", default="alfworld")
     ap.add_argument("--split", default="train")
     ap.add_argument("--num-tasks", type=int, default=200, help="tasks evenly spaced over the split")
+    ap.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="episode step limit (0: no limit beyond the expert's length; the agent's limit is 40 on ALFWorld)",
+    )
     ap.add_argument("--output", type=Path, default=None, help="optional JSON with per-task results")
     args = ap.parse_args()
     tasks = [t for t in load_tasks(args.env, args.split) if t.expert_actions]
@@ -29,7 +35,8 @@ def main() -> None:
         raise SystemExit(f"no task of {args.env}/{args.split} has an expert action sequence")
     stride = max(1, len(tasks) // args.num_tasks)
     tasks = tasks[::stride][: args.num_tasks]
-    env = make_env(args.env)
+    longest = max(len(t.expert_actions) for t in tasks)
+    env = make_env(args.env, max_steps=args.max_steps or longest)
     t0, rows = time.time(), []
     for task in tqdm(tasks, desc="expert replay", unit="task"):
         env.reset(task)
@@ -38,7 +45,14 @@ def main() -> None:
             res = env.step(action)
             if res.done:
                 break
-        rows.append({"task_id": task.task_id, "task_type": task.task_type, "won": bool(res and res.success)})
+        rows.append(
+            {
+                "task_id": task.task_id,
+                "task_type": task.task_type,
+                "expert_steps": len(task.expert_actions),
+                "won": bool(res and res.success),
+            }
+        )
     env.close()
     won = sum(r["won"] for r in rows)
     summary = {
@@ -47,6 +61,7 @@ def main() -> None:
         "tasks": len(rows),
         "won": won,
         "share_won": won / len(rows),
+        "max_steps": args.max_steps or longest,
         "seconds": round(time.time() - t0, 1),
     }
     print(json.dumps(summary))

@@ -81,3 +81,13 @@ def test_normalize_action():
         clean_observation("You arrive at loc 7. On the desk 1, you see a pen 2.")
         == "On the desk 1, you see a pen 2."
     )
+
+
+def test_admissible_commands_on_request():
+    task = load_tasks("alfworld", "train", limit=1)[0]
+    env = make_env("alfworld", admissible_commands=True)
+    env.reset(task)
+    assert task.expert_actions[0] in env.admissible_commands and "inventory" in env.admissible_commands
+    env.step(task.expert_actions[0])
+    assert task.expert_actions[1] in env.admissible_commands
+    env.close()

@@ -119,8 +119,11 @@ class AlfWorldEnv:
 
     name = NAME
 
-    def __init__(self, max_steps: int = MAX_STEPS):
+    def __init__(self, max_steps: int = MAX_STEPS, admissible_commands: bool = False):
         self.max_steps = max_steps
+        # The game's list of valid commands costs time at every step; the agent never sees it.
+        self.want_admissible = admissible_commands
+        self.admissible_commands: list[str] = []
         self._env = None
         self._steps = 0
         self._done = True
@@ -132,13 +135,13 @@ class AlfWorldEnv:
         if task.env != NAME:
             raise EnvError(f"task {task.task_id!r} belongs to {task.env!r}, not {NAME!r}")
         self.close()
-        infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile"])
+        infos = textworld.EnvInfos(won=True, admissible_commands=self.want_admissible, extras=["gamefile"])
         self._env = textworld.start(
             task.meta["game_file"], request_infos=infos, wrappers=[AlfredDemangler(), AlfredInfos]
         )
         state = self._env.reset()
         self._steps, self._done = 0, False
-        self.admissible_commands = list(state["admissible_commands"] or [])
+        self.admissible_commands = list(state["admissible_commands"] or []) if self.want_admissible else []
         return clean_observation(state.feedback)
 
     def step(self, action: str) -> StepResult:
@@ -151,7 +154,8 @@ class AlfWorldEnv:
         won = bool(state["won"])
         truncated = not won and self._steps >= self.max_steps
         self._done = won or truncated
-        self.admissible_commands = list(state["admissible_commands"] or [])
+        if self.want_admissible:
+            self.admissible_commands = list(state["admissible_commands"] or [])
         return StepResult(
             observation=feedback,
             reward=1.0 if won else 0.0,
