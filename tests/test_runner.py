@@ -34,11 +34,14 @@ class CrashingPolicy:
     def __init__(self, inner, n):
         self.inner, self.n = inner, n
 
-    def generate(self, conversations, cfg):
+    def generate(self, conversations, cfg, keys=None):
         if self.n == 0:
             raise Crash()
         self.n -= 1
-        return self.inner.generate(conversations, cfg)
+        return self.inner.generate(conversations, cfg, keys)
+
+    def release(self, keys):
+        self.inner.release(keys)
 
 
 def test_tiny_model_two_games(tmp_path, tiny_policy):
@@ -76,13 +79,16 @@ def test_expert_policy_wins_through_the_runner(tmp_path):
 
         name = "replay"
 
-        def generate(self, conversations, cfg):
+        def generate(self, conversations, cfg, keys=None):
             out = []
             for msgs in conversations:
                 i, k = agent_turns(msgs)
                 task = next(t for t in tasks if msgs[i]["content"].endswith(first_obs[t.task_id]))
                 out.append(Generation(f"Thought: next.\nAction: {task.expert_actions[k]}", 1, 1, "stop"))
             return out
+
+        def release(self, keys):
+            pass
 
     recs, _ = run_rollouts(tasks, Replay(), tmp_path / "e.jsonl", RolloutConfig(batch_size=2), progress=False)
     assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,13 @@ class Generation:
 
 
 class Policy(Protocol):
+    """``keys`` name the episode each conversation belongs to, so a backend may keep per-episode state
+    (the ``hf`` backend's cross-turn cache); ``release`` is called when episodes end."""
+
     name: str
 
-    def generate(self, conversations: list[list[Message]], cfg: GenerationConfig) -> list[Generation]: ...
+    def generate(
+        self, conversations: list[list[Message]], cfg: GenerationConfig, keys: list[Hashable] | None = None
+    ) -> list[Generation]: ...
+
+    def release(self, keys: list[Hashable]) -> None: ...

@@ -1,14 +1,17 @@
 """In-process transformers backend: many conversations per ``generate`` call, left padding, stop at the
-template's end-of-turn token."""
+template's end-of-turn token. With ``kv_cache=True`` and episode keys, each episode's keys/values are
+kept across turns (see ``kv_cache.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from eval_agent.backends.base import Generation, GenerationConfig, Message
+from eval_agent.backends.kv_cache import CachedTokens, KVStore, gather_row, stack_left_padded
 from eval_agent.chat import end_of_turn_ids, render_prompt
 
 
@@ -38,6 +41,7 @@ class HFPolicy:
         max_context: int | None = None,
         model=None,
         tokenizer=None,
+        kv_cache: bool = True,
     ):
         self.device = pick_device(device)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path)
@@ -54,9 +58,19 @@ class HFPolicy:
         self.max_context = min(max_context or cfg_max, cfg_max)
         self.stop_ids = end_of_turn_ids(self.tokenizer)
         self.model_path = str(model_path)
+        self.kv = KVStore() if kv_cache else None
+
+    def release(self, keys: list[Hashable]) -> None:
+        """Forget the caches of finished episodes."""
+        if self.kv is not None:
+            for k in keys:
+                self.kv.release(k)
 
     @torch.no_grad()
-    def generate(self, conversations: list[list[Message]], cfg: GenerationConfig) -> list[Generation]:
+    def generate(
+        self, conversations: list[list[Message]], cfg: GenerationConfig, keys: list[Hashable] | None = None
+    ) -> list[Generation]:
+        """One reply per conversation. ``keys`` name the episodes (needed for the cross-turn cache)."""
         prompts = [render_prompt(self.tokenizer, m) for m in conversations]
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         out: list[Generation | None] = [None] * len(prompts)
@@ -72,9 +86,82 @@ class HFPolicy:
             torch.manual_seed(cfg.seed)
         for start in range(0, len(runnable), self.batch_size):
             chunk = runnable[start : start + self.batch_size]
-            for i, gen in zip(chunk, self._generate_batch([encoded[i] for i in chunk], cfg), strict=True):
+            ids = [encoded[i] for i in chunk]
+            if self.kv is not None and keys is not None:
+                gens = self._generate_cached(ids, [keys[i] for i in chunk], cfg)
+            else:
+                gens = self._generate_batch(ids, cfg)
+            for i, gen in zip(chunk, gens, strict=True):
                 out[i] = gen
         return out  # type: ignore[return-value]
+
+    def _sampling_kwargs(self, cfg: GenerationConfig) -> dict:
+        sampling = cfg.temperature > 0
+        kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sampling, top_k=None)
+        kw.update(eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id)
+        if sampling:
+            kw.update(temperature=cfg.temperature, top_p=cfg.top_p)
+        return kw
+
+    def _finish(self, new: list[int], n_prompt: int) -> Generation:
+        stop = next((k for k, t in enumerate(new) if t in self.stop_ids), None)
+        kept = new[:stop] if stop is not None else new
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Generation(
+            text, n_prompt, len(kept) + (stop is not None), "stop" if stop is not None else "length"
+        )
+
+    def _generate_cached(
+        self, batch: list[list[int]], keys: list[Hashable], cfg: GenerationConfig
+    ) -> list[Generation]:
+        store = self.kv
+        cached = [store.lookup(k, ids) for k, ids in zip(keys, batch, strict=True)]
+        past = [len(c.ids) if c else 0 for c in cached]
+        new_parts = [ids[n:] for ids, n in zip(batch, past, strict=True)]
+        width_p, width_n = max(past), max(len(x) for x in new_parts)
+        rows, pad = len(batch), self.tokenizer.pad_token_id
+        new_ids = torch.full((rows, width_n), pad, dtype=torch.long)
+        new_mask = torch.zeros((rows, width_n), dtype=torch.long)
+        for r, part in enumerate(new_parts):
+            new_ids[r, width_n - len(part) :] = torch.tensor(part)
+            new_mask[r, width_n - len(part) :] = 1
+        if width_p > 0:
+            past_kv, past_mask = stack_left_padded(cached, None, width_p)
+            cache = DynamicCache(ddp_cache_data=[(k.to(self.device), v.to(self.device)) for k, v in past_kv])
+        else:
+            past_mask, cache = torch.zeros((rows, 0), dtype=torch.long), DynamicCache()
+        # Only the new tokens go in; the mask covers cache + new, so positions stay true.
+        out = self.model.generate(
+            input_ids=new_ids.to(self.device),
+            attention_mask=torch.cat([past_mask, new_mask], dim=1).to(self.device),
+            past_key_values=cache,
+            return_dict_in_generate=True,
+            **self._sampling_kwargs(cfg),
+        )
+        generated = out.sequences[:, width_n:].tolist()
+        kv_after = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        cache_len = kv_after[0][0].shape[
+            2
+        ]  # width_p + width_n + (generated - 1): the last token is never fed
+        results = []
+        for r, ids in enumerate(batch):
+            gen = self._finish(generated[r], len(ids))
+            results.append(gen)
+            real_gen = generated[r][: gen.completion_tokens]
+            fed = min(len(real_gen), cache_len - width_p - width_n)
+            positions = torch.cat(
+                [
+                    torch.arange(width_p - past[r], width_p),
+                    torch.arange(width_p + width_n - len(new_parts[r]), width_p + width_n + fed),
+                ]
+            )
+            entry = CachedTokens(ids + real_gen[:fed], gather_row(kv_after, r, positions.to(self.device)))
+            if cached[r] is None or keys[r] not in store.episodes:
+                store.remember_prompt(ids, entry.crop(len(ids)))
+            store.episodes[keys[r]] = entry
+            store.reused_tokens += past[r]
+            store.encoded_tokens += len(new_parts[r])
+        return results
 
     def _generate_batch(self, batch: list[list[int]], cfg: GenerationConfig) -> list[Generation]:
         pad = self.tokenizer.pad_token_id
@@ -84,24 +171,10 @@ class HFPolicy:
         for r, ids in enumerate(batch):
             input_ids[r, width - len(ids) :] = torch.tensor(ids)
             attention[r, width - len(ids) :] = 1
-        sampling = cfg.temperature > 0
-        kwargs = dict(temperature=cfg.temperature, top_p=cfg.top_p) if sampling else {}
         seqs = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention.to(self.device),
-            max_new_tokens=cfg.max_new_tokens,
-            do_sample=sampling,
-            eos_token_id=self.stop_ids,
-            pad_token_id=pad,
-            top_k=None,
-            **kwargs,
+            **self._sampling_kwargs(cfg),
         )
-        results = []
-        for r, ids in enumerate(batch):
-            new = seqs[r, width:].tolist()
-            stop = next((k for k, t in enumerate(new) if t in self.stop_ids), None)
-            reason = "stop" if stop is not None else "length"
-            new = new[:stop] if stop is not None else new
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
-            results.append(Generation(text, len(ids), len(new) + (stop is not None), reason))
+        results = [self._finish(seqs[r, width:].tolist(), len(ids)) for r, ids in enumerate(batch)]
         return results

@@ -45,6 +45,12 @@ class OpenAIPolicy:
             reason,
         )
 
-    def generate(self, conversations: list[list[Message]], cfg: GenerationConfig) -> list[Generation]:
+    def generate(
+        self, conversations: list[list[Message]], cfg: GenerationConfig, keys=None
+    ) -> list[Generation]:
+        # The server does its own prefix caching (vLLM: automatic prefix caching); keys are not needed.
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(lambda m: self._one(m, cfg), conversations))
+
+    def release(self, keys) -> None:
+        pass

@@ -1,0 +1,109 @@
+"""Key/value caches kept across an episode's turns, for the ``hf`` backend.
+
+Without them every turn re-encodes the whole conversation (instruction, in-context example, all earlier
+turns) to write a ~40-token reply. Here each episode keeps the keys/values of the tokens it has already
+run through the model; a turn then only encodes the tokens that are new (the end of the last reply, the
+observation, the next turn's header) before generating.
+
+- Caches are stored per episode and compact (no padding). For a batched turn they are left-padded to a
+  common length and the new tokens are left-padded after them, so a row may hold masked "holes";
+  position ids come from the attention mask, so every real token keeps its true position.
+- The cached tokens must be a prefix of the new prompt's tokens; where they are not (the reply was cut
+  or retokenises differently), the cache is cropped at the longest common prefix.
+- The common prefix of all episodes' prompts (instruction + in-context example) is encoded once and
+  copied into each new episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import torch
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape [heads, tokens, dim]
+
+MIN_SHARED_PREFIX = 16  # tokens; shorter common prefixes are not worth a copy
+
+
+@dataclass
+class CachedTokens:
+    ids: list[int]
+    kv: KV  # per layer, [heads, len(ids), dim]
+
+    def crop(self, n: int) -> CachedTokens:
+        return CachedTokens(self.ids[:n], [(k[:, :n], v[:, :n]) for k, v in self.kv])
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class KVStore:
+    """Per-episode caches plus the shared prompt prefix."""
+
+    def __init__(self) -> None:
+        self.episodes: dict[Hashable, CachedTokens] = {}
+        self.shared: CachedTokens | None = None
+        self.reused_tokens = 0  # prompt tokens served from a cache (for benchmarks)
+        self.encoded_tokens = 0  # prompt tokens run through the model
+
+    def lookup(self, key: Hashable, ids: list[int]) -> CachedTokens | None:
+        """The longest cached prefix of ``ids`` (always leaving at least one token to encode)."""
+        limit = len(ids) - 1
+        cached = self.episodes.get(key)
+        if cached is not None:
+            n = min(common_prefix(cached.ids, ids), limit)
+            return cached.crop(n) if n > 0 else None
+        if self.shared is not None:
+            n = min(common_prefix(self.shared.ids, ids), limit)
+            if n >= MIN_SHARED_PREFIX:
+                return self.shared.crop(n)
+        return None
+
+    def remember_prompt(self, ids: list[int], cached: CachedTokens) -> None:
+        """Narrow the shared prefix to what this new episode's prompt has in common with it."""
+        if self.shared is None:
+            self.shared = cached
+            return
+        n = common_prefix(self.shared.ids, ids)
+        if n < len(self.shared.ids):
+            self.shared = self.shared.crop(n)
+
+    def release(self, key: Hashable) -> None:
+        self.episodes.pop(key, None)
+
+
+def stack_left_padded(
+    caches: list[CachedTokens | None], template: KV | None, width: int
+) -> tuple[KV, torch.Tensor]:
+    """Batch per-episode caches: [batch, heads, width, dim] per layer, real tokens right-aligned,
+    plus the [batch, width] attention mask of the cached part."""
+    ref = next(c for c in caches if c is not None).kv if template is None else template
+    batch = len(caches)
+    out: KV = []
+    for layer, (k_ref, v_ref) in enumerate(ref):
+        heads, _, dk = k_ref.shape
+        dv = v_ref.shape[-1]
+        k = k_ref.new_zeros((batch, heads, width, dk))
+        v = v_ref.new_zeros((batch, heads, width, dv))
+        for row, c in enumerate(caches):
+            if c is not None and c.ids:
+                n = len(c.ids)
+                k[row, :, width - n :] = c.kv[layer][0]
+                v[row, :, width - n :] = c.kv[layer][1]
+        out.append((k, v))
+    mask = torch.zeros((batch, width), dtype=torch.long)
+    for row, c in enumerate(caches):
+        if c is not None and c.ids:
+            mask[row, width - len(c.ids) :] = 1
+    return out, mask
+
+
+def gather_row(kv: KV, row: int, positions: torch.Tensor) -> KV:
+    """One row's keys/values at the given sequence positions (compacted, cloned)."""
+    return [(k[row][:, positions].clone(), v[row][:, positions].clone()) for k, v in kv]
