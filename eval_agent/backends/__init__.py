@@ -11,7 +11,11 @@ def make_policy(backend: str, model: str, **kwargs) -> Policy:
     if backend == "hf":
         from eval_agent.backends.hf import HFPolicy
 
-        allowed = {k: v for k, v in kwargs.items() if k in ("device", "dtype", "batch_size", "max_context")}
+        allowed = {
+            k: v
+            for k, v in kwargs.items()
+            if k in ("device", "dtype", "batch_size", "max_context", "kv_cache")
+        }
         return HFPolicy(model, **allowed)
     if backend == "openai":
         from eval_agent.backends.openai_api import OpenAIPolicy

@@ -3,4 +3,3 @@
 : "${NUM_TASKS:=5}"
 : "${MAX_NEW_TOKENS:=128}"
 : "${BATCH_SIZE:=5}"
-: "${EVAL_SPLITS:=unseen}"

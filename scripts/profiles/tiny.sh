@@ -4,4 +4,3 @@
 : "${MAX_STEPS:=4}"
 : "${MAX_NEW_TOKENS:=16}"
 : "${BATCH_SIZE:=2}"
-: "${EVAL_SPLITS:=unseen}"
