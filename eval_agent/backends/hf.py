@@ -21,6 +21,18 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of ``seqs``, right-aligned in a [batch, longest] tensor."""
+    width = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, seq in enumerate(seqs):
+        if seq:
+            ids[r, width - len(seq) :] = torch.tensor(seq)
+            mask[r, width - len(seq) :] = 1
+    return ids, mask
+
+
 def load_tokenizer(model_path: str | Path):
     tok = AutoTokenizer.from_pretrained(model_path)
     tok.padding_side = "left"
@@ -119,17 +131,12 @@ class HFPolicy:
         past = [len(c.ids) if c else 0 for c in cached]
         new_parts = [ids[n:] for ids, n in zip(batch, past, strict=True)]
         width_p, width_n = max(past), max(len(x) for x in new_parts)
-        rows, pad = len(batch), self.tokenizer.pad_token_id
-        new_ids = torch.full((rows, width_n), pad, dtype=torch.long)
-        new_mask = torch.zeros((rows, width_n), dtype=torch.long)
-        for r, part in enumerate(new_parts):
-            new_ids[r, width_n - len(part) :] = torch.tensor(part)
-            new_mask[r, width_n - len(part) :] = 1
+        new_ids, new_mask = left_pad(new_parts, self.tokenizer.pad_token_id)
         if width_p > 0:
             past_kv, past_mask = stack_left_padded(cached, None, width_p)
             cache = DynamicCache(ddp_cache_data=[(k.to(self.device), v.to(self.device)) for k, v in past_kv])
         else:
-            past_mask, cache = torch.zeros((rows, 0), dtype=torch.long), DynamicCache()
+            past_mask, cache = torch.zeros((len(batch), 0), dtype=torch.long), DynamicCache()
         # Only the new tokens go in; the mask covers cache + new, so positions stay true.
         out = self.model.generate(
             input_ids=new_ids.to(self.device),
@@ -140,9 +147,8 @@ class HFPolicy:
         )
         generated = out.sequences[:, width_n:].tolist()
         kv_after = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-        cache_len = kv_after[0][0].shape[
-            2
-        ]  # width_p + width_n + (generated - 1): the last token is never fed
+        # width_p + width_n + (generated - 1): the last generated token is never fed back.
+        cache_len = kv_after[0][0].shape[2]
         results = []
         for r, ids in enumerate(batch):
             gen = self._finish(generated[r], len(ids))
@@ -156,7 +162,7 @@ class HFPolicy:
                 ]
             )
             entry = CachedTokens(ids + real_gen[:fed], gather_row(kv_after, r, positions.to(self.device)))
-            if cached[r] is None or keys[r] not in store.episodes:
+            if keys[r] not in store.episodes:  # a new episode
                 store.remember_prompt(ids, entry.crop(len(ids)))
             store.episodes[keys[r]] = entry
             store.reused_tokens += past[r]
@@ -164,13 +170,8 @@ class HFPolicy:
         return results
 
     def _generate_batch(self, batch: list[list[int]], cfg: GenerationConfig) -> list[Generation]:
-        pad = self.tokenizer.pad_token_id
-        width = max(len(x) for x in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, ids in enumerate(batch):
-            input_ids[r, width - len(ids) :] = torch.tensor(ids)
-            attention[r, width - len(ids) :] = 1
+        input_ids, attention = left_pad(batch, self.tokenizer.pad_token_id)
+        width = input_ids.shape[1]
         seqs = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention.to(self.device),
