@@ -133,7 +133,7 @@ class HFPolicy:
         width_p, width_n = max(past), max(len(x) for x in new_parts)
         new_ids, new_mask = left_pad(new_parts, self.tokenizer.pad_token_id)
         if width_p > 0:
-            past_kv, past_mask = stack_left_padded(cached, None, width_p)
+            past_kv, past_mask = stack_left_padded(cached, width_p)
             cache = DynamicCache(ddp_cache_data=[(k.to(self.device), v.to(self.device)) for k, v in past_kv])
         else:
             past_mask, cache = torch.zeros((len(batch), 0), dtype=torch.long), DynamicCache()

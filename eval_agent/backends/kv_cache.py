@@ -78,29 +78,24 @@ class KVStore:
         self.episodes.pop(key, None)
 
 
-def stack_left_padded(
-    caches: list[CachedTokens | None], template: KV | None, width: int
-) -> tuple[KV, torch.Tensor]:
+def stack_left_padded(caches: list[CachedTokens | None], width: int) -> tuple[KV, torch.Tensor]:
     """Batch per-episode caches: [batch, heads, width, dim] per layer, real tokens right-aligned,
     plus the [batch, width] attention mask of the cached part."""
-    ref = next(c for c in caches if c is not None).kv if template is None else template
-    batch = len(caches)
+    lengths = [len(c.ids) if c is not None else 0 for c in caches]
+    mask = torch.zeros((len(caches), width), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        if n:
+            mask[row, width - n :] = 1
+    ref = next(c for c in caches if c is not None).kv
     out: KV = []
     for layer, (k_ref, v_ref) in enumerate(ref):
-        heads, _, dk = k_ref.shape
-        dv = v_ref.shape[-1]
-        k = k_ref.new_zeros((batch, heads, width, dk))
-        v = v_ref.new_zeros((batch, heads, width, dv))
-        for row, c in enumerate(caches):
-            if c is not None and c.ids:
-                n = len(c.ids)
+        k = k_ref.new_zeros((len(caches), k_ref.shape[0], width, k_ref.shape[-1]))
+        v = v_ref.new_zeros((len(caches), v_ref.shape[0], width, v_ref.shape[-1]))
+        for row, (c, n) in enumerate(zip(caches, lengths, strict=True)):
+            if n:
                 k[row, :, width - n :] = c.kv[layer][0]
                 v[row, :, width - n :] = c.kv[layer][1]
         out.append((k, v))
-    mask = torch.zeros((batch, width), dtype=torch.long)
-    for row, c in enumerate(caches):
-        if c is not None and c.ids:
-            mask[row, width - len(c.ids) :] = 1
     return out, mask
 
 
