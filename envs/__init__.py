@@ -16,6 +16,15 @@ def load_tasks(env: str, split: str, limit: int | None = None) -> list[Task]:
     raise EnvError(f"unknown environment {env!r}; known: {', '.join(ENV_NAMES)}")
 
 
+def expert_trajectory(task: Task) -> tuple[str, list[tuple[str, str]]]:
+    """The expert's episode for ``task``: its first observation and (action, observation) pairs."""
+    if task.env == "alfworld":
+        from envs.alfworld import expert_trajectory as _expert
+
+        return _expert(task)
+    raise EnvError(f"no expert trajectories for environment {task.env!r}")
+
+
 def make_env(env: str, **kwargs) -> Env:
     """A fresh environment instance (one per concurrently running episode)."""
     if env == "alfworld":
@@ -25,4 +34,13 @@ def make_env(env: str, **kwargs) -> Env:
     raise EnvError(f"unknown environment {env!r}; known: {', '.join(ENV_NAMES)}")
 
 
-__all__ = ["ENV_NAMES", "Env", "EnvError", "StepResult", "Task", "load_tasks", "make_env"]
+__all__ = [
+    "ENV_NAMES",
+    "Env",
+    "EnvError",
+    "StepResult",
+    "Task",
+    "expert_trajectory",
+    "load_tasks",
+    "make_env",
+]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from envs import load_tasks
+from envs import Task, load_tasks
 from eval_agent.backends import GenerationConfig, make_policy
 from eval_agent.metrics import summarize
 from eval_agent.runner import RolloutConfig, run_rollouts
@@ -30,7 +31,9 @@ class EvalConfig:
     model: str = "models/smollm2-135m-instruct"  # local folder (hf) or served model name (openai)
     backend: str = "hf"  # hf | openai
     api_base: str | None = None  # openai backend endpoint, e.g. http://127.0.0.1:8000/v1
-    num_tasks: int | None = None  # first N tasks of the split (None: all)
+    num_tasks: int | None = None  # N tasks of the split (None: all)
+    task_sample: str = "first"  # first | random: which N tasks (random: seeded by task_seed)
+    task_seed: int = 0
     n_rollouts: int = 1
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
@@ -49,7 +52,9 @@ class EvalConfig:
 HELP = {
     "env": "environment name",
     "split": "task split (alfworld: train, seen, unseen)",
-    "num_tasks": "evaluate the first N tasks of the split",
+    "num_tasks": "play N tasks of the split (see --task-sample)",
+    "task_sample": "first: the split's first N tasks; random: N drawn without replacement (seeded)",
+    "n_rollouts": "rollouts per task (use temperature > 0 for different rollouts)",
     "temperature": "sampling temperature; 0 = greedy",
     "batch_size": "episodes advanced together (one batched generate call per step)",
     "max_context": "prompt + reply token limit; longer episodes end with finish_reason=context_limit",
@@ -57,23 +62,35 @@ HELP = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> EvalConfig:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv: list[str] | None = None, doc: str = __doc__, **defaults) -> EvalConfig:
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(EvalConfig):
+        default = defaults.get(f.name, f.default)
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
             ap.add_argument(flag, action="store_true", help=HELP.get(f.name))
             continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
-        ap.add_argument(
-            flag, type=kind, default=f.default, help=f"{HELP.get(f.name, '')} (default: {f.default})"
-        )
+        ap.add_argument(flag, type=kind, default=default, help=f"{HELP.get(f.name, '')} (default: {default})")
     return EvalConfig(**vars(ap.parse_args(argv)))
 
 
-def evaluate(cfg: EvalConfig) -> dict:
+def select_tasks(env: str, split: str, n: int | None, how: str = "first", seed: int = 0) -> list[Task]:
+    """``n`` tasks of a split: its first ``n``, or ``n`` drawn at random (seeded) kept in split order."""
+    if how == "first":
+        return load_tasks(env, split, limit=n)
+    if how != "random":
+        raise ValueError(f"task_sample must be 'first' or 'random', got {how!r}")
+    tasks = load_tasks(env, split)
+    if n is None or n >= len(tasks):
+        return tasks
+    keep = sorted(random.Random(seed).sample(range(len(tasks)), n))
+    return [tasks[i] for i in keep]
+
+
+def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
     out = Path(cfg.output_dir)
-    tasks = load_tasks(cfg.env, cfg.split, limit=cfg.num_tasks)
+    tasks = select_tasks(cfg.env, cfg.split, cfg.num_tasks, cfg.task_sample, cfg.task_seed)
     policy = make_policy(
         cfg.backend,
         cfg.model,
@@ -113,7 +130,8 @@ def evaluate(cfg: EvalConfig) -> dict:
             "generated_tokens_per_second": round(stats.tokens_per_second, 2),
         },
         "config": asdict(cfg),
-        "command": " ".join([Path(sys.executable).name, "-m", "eval_agent.evaluate", *sys.argv[1:]]),
+        "command": command
+        or " ".join([Path(sys.executable).name, "-m", "eval_agent.evaluate", *sys.argv[1:]]),
         "host": {"python": platform.python_version(), "machine": platform.machine()},
     }
     write_json_atomic(out / "summary.json", summary)

@@ -26,6 +26,17 @@ class RolloutConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
 
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to play. ``forced_replies`` are replayed as the agent's first turns (no generation);
+    the policy continues from there (Monte-Carlo step values sample continuations this way)."""
+
+    task: Task
+    rollout: int
+    forced_replies: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
 @dataclass
 class _Episode:
     task: Task
@@ -33,6 +44,7 @@ class _Episode:
     env: Env
     messages: list[dict[str, str]]
     prefix_len: int
+    meta: dict = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -66,34 +78,50 @@ def run_rollouts(
     env_factory: Callable[[], Env] | None = None,
     meta: dict | None = None,
     progress: bool = True,
+    specs: list[EpisodeSpec] | None = None,
 ) -> tuple[list[TrajectoryRecord], RolloutStats]:
-    """Play every (task, rollout) pair not yet in ``out_path``; return all records of these tasks."""
-    if not tasks:
+    """Play every (task, rollout) pair not yet in ``out_path``; return all records of these tasks.
+
+    ``specs`` replaces the tasks x ``cfg.n_rollouts`` grid with an explicit list of episodes."""
+    if specs is None:
+        specs = [EpisodeSpec(t, r) for t in tasks for r in range(cfg.n_rollouts)]
+    if not specs:
         return [], RolloutStats()
-    env_name = tasks[0].env
+    env_name = specs[0].task.env
     prompt = prompt or get_prompt(env_name)
     env_kwargs = {"max_steps": cfg.max_steps} if cfg.max_steps else {}
     env_factory = env_factory or (lambda: make_env(env_name, **env_kwargs))
     existing = read_records(out_path, repair_torn_tail=True)
     done = {r.key for r in existing}
-    queue = [(t, r) for t in tasks for r in range(cfg.n_rollouts) if (t.task_id, r) not in done]
+    wanted = {(s.task.task_id, s.rollout) for s in specs}
+    if len(wanted) != len(specs):
+        raise ValueError("two episode specs share a (task_id, rollout) key")
+    queue = [s for s in specs if (s.task.task_id, s.rollout) not in done]
     queue.reverse()  # pop() from the end keeps task order
-    total = len(tasks) * cfg.n_rollouts
+    total = len(specs)
     stats = RolloutStats()
     t_start = time.time()
     idle_envs: list[Env] = []
     active: list[_Episode] = []
-    n_success = sum(r.success for r in existing if r.task_id in {t.task_id for t in tasks})
+    n_success = sum(r.success for r in existing if r.key in wanted)
     bar = tqdm(
         total=total, initial=total - len(queue), desc=f"{env_name} rollouts", unit="ep", disable=not progress
     )
     with RecordWriter(out_path) as writer:
         while queue or active:
             while queue and len(active) < cfg.batch_size:
-                task, rollout = queue.pop()
+                spec = queue.pop()
                 env = idle_envs.pop() if idle_envs else env_factory()
-                msgs = prompt.build(env.reset(task))
-                active.append(_Episode(task, rollout, env, msgs, prefix_len=len(msgs)))
+                msgs = prompt.build(env.reset(spec.task))
+                ep = _Episode(spec.task, spec.rollout, env, msgs, prefix_len=len(msgs), meta=dict(spec.meta))
+                for reply in spec.forced_replies:
+                    if _advance(ep, reply, "stop", cfg.max_steps or env.max_steps) is not None:
+                        raise ValueError(
+                            f"forced replies of {ep.key} end the episode before the policy plays"
+                        )
+                active.append(ep)
+            if not active:
+                break
             gen_cfg = replace(cfg.generation, seed=cfg.generation.seed + stats.generate_calls)
             gens = policy.generate([ep.messages for ep in active], gen_cfg, keys=[ep.key for ep in active])
             stats.generate_calls += 1
@@ -106,7 +134,7 @@ def run_rollouts(
                     still.append(ep)
                     continue
                 policy.release([ep.key])
-                rec = _to_record(ep, finish, meta or {})
+                rec = _to_record(ep, finish, {**(meta or {}), **ep.meta})
                 writer.write(rec)
                 existing.append(rec)
                 idle_envs.append(ep.env)
@@ -124,8 +152,7 @@ def run_rollouts(
     for env in idle_envs:
         env.close()
     stats.seconds = time.time() - t_start
-    wanted = {t.task_id for t in tasks}
-    return [r for r in existing if r.task_id in wanted and r.rollout < cfg.n_rollouts], stats
+    return [r for r in existing if r.key in wanted], stats
 
 
 def _advance(ep: _Episode, text: str, gen_reason: str, max_steps: int) -> str | None:

@@ -1,5 +1,8 @@
-# Sourced by the stage scripts: repo root, python, and the layered configuration
-# (environment variables > scripts/configs/$ENV_NAME.sh > scripts/profiles/$PROFILE.sh).
+# Sourced by the stage scripts: repo root, python, and the layered configuration. Every file sets
+# defaults with `: "${VAR:=value}"`, so the first to set a variable wins: environment variables, then
+# the profile (scripts/profiles/$PROFILE.sh: the scale), then the environment's config
+# (scripts/configs/$ENV_NAME.sh: the environment's own settings). A plain `VAR=value` line in the
+# environment's config overrides all of them.
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 if [[ -x "${SPA_VENV:-$REPO/.venv}/bin/python" && "${SPA_SYSTEM_PYTHON:-0}" != "1" ]]; then
@@ -13,8 +16,8 @@ load_config() {  # load_config ENV_NAME
   [[ -f "$env_cfg" ]] || { echo "no config $env_cfg" >&2; exit 2; }
   [[ -f "$prof" ]] || { echo "unknown PROFILE=$PROFILE (scripts/profiles/: $(ls "$REPO/scripts/profiles" | tr '\n' ' '))" >&2; exit 2; }
   # shellcheck disable=SC1090
-  source "$env_cfg"
-  # shellcheck disable=SC1090
   source "$prof"
+  # shellcheck disable=SC1090
+  source "$env_cfg"
   : "${RUN_DIR:=runs/$PROFILE/$1}"
 }

@@ -3,9 +3,27 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import pytest
 
 from envs.paths import data_dir, models_dir
+
+
+def load_recipe(relpath: str):
+    """Import a stage recipe (e.g. ``prm/train.py``) under a unique module name: the stage folders are
+    not packages and several recipes are called ``train.py``."""
+    from envs.paths import REPO_ROOT
+
+    name = "recipe_" + relpath.replace("/", "_").removesuffix(".py")
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relpath)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
 
 SMOL = models_dir() / "smollm2-135m-instruct"
 TINY = models_dir() / "tiny-llama"

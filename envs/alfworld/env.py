@@ -95,6 +95,23 @@ def load_tasks(split: str, limit: int | None = None) -> list[Task]:
     return tasks
 
 
+def expert_trajectory(task: Task) -> tuple[str, list[tuple[str, str]]]:
+    """The expert's episode from ``gt_traj.json``: the first observation and (action, observation) pairs,
+    observations cleaned exactly as :class:`AlfWorldEnv` cleans the live game's text."""
+    gt = Path(task.meta["game_file"]).parent / "gt_traj.json"
+    if not gt.exists():
+        raise EnvError(f"ALFWorld game {task.task_id!r} has no expert trajectory ({gt} is missing)")
+    turns = json.loads(gt.read_text())
+    if not turns or turns[0].get("from") != "human" or len(turns) % 2 != 1:
+        raise EnvError(f"{gt}: expected human, then alternating gpt/human turns")
+    pairs = []
+    for k in range(1, len(turns), 2):
+        if turns[k].get("from") != "gpt" or turns[k + 1].get("from") != "human":
+            raise EnvError(f"{gt}: turn {k} breaks the gpt/human alternation")
+        pairs.append((turns[k]["value"].strip(), clean_observation(turns[k + 1]["value"])))
+    return clean_observation(turns[0]["value"]), pairs
+
+
 def normalize_action(action: str) -> str:
     """Canonical command text: lower case, single spaces, no final period; 'put X in Y' -> 'put X in/on Y'.
 

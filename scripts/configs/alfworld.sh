@@ -1,10 +1,10 @@
-# ALFWorld settings. Edit freely; a variable already set in the environment wins over this file,
-# and this file wins over the profile (scripts/profiles/$PROFILE.sh).
+# ALFWorld settings. The defaults below (`:=`) apply when neither the environment nor the profile
+# (scripts/profiles/$PROFILE.sh) set the variable; uncommented plain assignments override everything.
 : "${EVAL_SPLITS:=unseen seen}"   # splits to evaluate: any of train seen unseen
-: "${MAX_STEPS:=40}"              # the paper's limit
+: "${MAX_STEPS:=40}"              # the paper's limit (the tiny profile sets 4)
 : "${TEMPERATURE:=0}"             # evaluation decoding (0 = greedy)
 : "${BACKEND:=hf}"                # hf (in-process) | openai (any OpenAI-compatible server)
 : "${API_BASE:=}"                 # for BACKEND=openai, e.g. http://127.0.0.1:8000/v1
 # Uncomment to override the profile:
-# MODEL=/path/to/Llama-3.2-3B-Instruct
+# BASE_MODEL=/path/to/Llama-3.2-3B-Instruct
 # NUM_TASKS=20

@@ -1,5 +1,30 @@
 # demo: SmolLM2-135M-Instruct on CPU, a few tasks per stage; the README's main job.
-: "${MODEL:=models/smollm2-135m-instruct}"
+: "${BASE_MODEL:=models/smollm2-135m-instruct}"
+: "${MODEL:=$BASE_MODEL}"
 : "${NUM_TASKS:=5}"
 : "${MAX_NEW_TOKENS:=128}"
 : "${BATCH_SIZE:=5}"
+# SFT: ~15 s per trajectory per epoch on 2 CPU cores. A higher learning rate than the paper's
+# because the demo takes only a few optimizer steps.
+: "${SFT_NUM_TRAJ:=64}"
+: "${SFT_EPOCHS:=1}"
+: "${SFT_LR:=1e-4}"
+: "${SFT_WARMUP:=0.03}"     # float < 1: fraction of the optimizer steps
+: "${SFT_BATCH:=1}"
+: "${SFT_GRAD_ACCUM:=4}"
+: "${SFT_MAX_LEN:=4096}"
+# Exploration (paper: temperature 0.7) and the progress estimator: a frozen SFT backbone with the
+# MLP head, features read once and the head fitted for many epochs (minutes on CPU).
+: "${EXPLORE_TASKS:=8}"
+: "${EXPLORE_M:=2}"
+: "${EXPLORE_TEMPERATURE:=0.7}"
+: "${PRM_HEAD:=mlp}"
+: "${PRM_BACKBONE:=frozen}"
+: "${PRM_EPOCHS:=300}"
+: "${PRM_LR:=1e-3}"
+: "${PRM_BATCH:=4}"
+: "${PRM_GRAD_ACCUM:=1}"
+: "${PRM_MAX_LEN:=4096}"
+: "${PRM_VAL_FRACTION:=0.25}"
+: "${PRM_LOG_STEPS:=50}"
+: "${FUSE_VARIANTS:=progress sparse}"

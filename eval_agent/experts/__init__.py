@@ -1,0 +1,38 @@
+"""Expert conversations for SFT: the environment's expert episode, written as the agent's ReAct turns.
+
+The original ETO / SPA-RL data had thoughts written by GPT-4. Offline we write short thoughts from the
+expert's plan (what it will do next and why), with templates per environment. They are plainer than
+GPT-4's, and they know the plan in hindsight (e.g. which place holds the object), as ETO's did.
+"""
+
+from __future__ import annotations
+
+from envs import Task, expert_trajectory
+from eval_agent.prompts import get_prompt
+from eval_agent.react import format_turn
+
+
+def write_thoughts(env: str, first_observation: str, actions: list[str]) -> list[str]:
+    if env == "alfworld":
+        from eval_agent.experts.alfworld import thoughts
+
+        return thoughts(first_observation, actions)
+    raise KeyError(f"no expert thought writer for environment {env!r}")
+
+
+def expert_messages(task: Task) -> tuple[list[dict[str, str]], int]:
+    """The whole expert conversation exactly as the agent would see it at evaluation (same prompt and
+    in-context example), and the index of the expert's first turn (``prefix_len``)."""
+    first_obs, pairs = expert_trajectory(task)
+    if not pairs:
+        raise ValueError(f"{task.env} task {task.task_id!r}: the expert trajectory is empty")
+    messages = get_prompt(task.env).build(first_obs)
+    prefix_len = len(messages)
+    actions = [a for a, _ in pairs]
+    for k, (thought, (action, obs)) in enumerate(
+        zip(write_thoughts(task.env, first_obs, actions), pairs, strict=True)
+    ):
+        messages.append({"role": "assistant", "content": format_turn(thought, action)})
+        if k < len(pairs) - 1:  # the final observation is never shown to the agent
+            messages.append({"role": "user", "content": obs})
+    return messages, prefix_len

@@ -1,0 +1,151 @@
+"""The progress estimator: a backbone LM and a head read at the last token of every assistant turn,
+one value c_t per step; a trajectory's prediction is the sum of its steps' values.
+
+Heads: ``mlp`` (the paper: a light MLP on the last hidden state) and ``vocab-linear`` (the public code:
+Linear(vocab_size -> 1) on the output logits). Backbone: ``frozen``, ``lora`` (peft) or ``full``.
+Saved as a folder: ``estimator_config.json``, ``head.safetensors``, plus ``adapter/`` (lora) or
+``backbone/`` (full); a frozen backbone is re-read from ``base_model``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+HEADS = ("mlp", "vocab-linear")
+BACKBONES = ("frozen", "lora", "full")
+
+
+@dataclass
+class EstimatorConfig:
+    base_model: str
+    head: str = "mlp"
+    backbone: str = "lora"
+    mlp_hidden: int = 256
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+
+
+class ProgressEstimator(nn.Module):
+    def __init__(self, cfg: EstimatorConfig, lm: nn.Module):
+        super().__init__()
+        self.cfg = cfg
+        self.lm = lm
+        hidden = lm.config.hidden_size
+        if cfg.head == "mlp":
+            self.head = nn.Sequential(
+                nn.Linear(hidden, cfg.mlp_hidden), nn.GELU(), nn.Linear(cfg.mlp_hidden, 1)
+            )
+        else:
+            self.head = nn.Linear(lm.config.vocab_size, 1)
+        # Start every step at ~0 so the first predictions do not swamp the rewards' scale.
+        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        nn.init.zeros_(last.bias)
+        nn.init.normal_(last.weight, std=1e-3)
+
+    @classmethod
+    def create(cls, cfg: EstimatorConfig, dtype: torch.dtype = torch.float32) -> ProgressEstimator:
+        from transformers import AutoModelForCausalLM
+
+        lm = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=dtype)
+        if cfg.backbone == "frozen":
+            lm.requires_grad_(False)
+        elif cfg.backbone == "lora":
+            from peft import LoraConfig, inject_adapter_in_model
+
+            lm.requires_grad_(False)
+            lora = LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules="all-linear",
+                exclude_modules=["lm_head"],
+            )
+            lm = inject_adapter_in_model(lora, lm)
+        return cls(cfg, lm).to(dtype)
+
+    def _trunk(self) -> nn.Module:
+        return getattr(self.lm, self.lm.base_model_prefix)
+
+    def step_values(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, step_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Values at the positions ``step_index`` (n, 2): (row in batch, token position) per step."""
+        hidden = self._trunk()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        at = hidden[step_index[:, 0], step_index[:, 1]]
+        if self.cfg.head == "vocab-linear":
+            at = self.lm.get_output_embeddings()(at)
+        return self.head(at.to(self.head_dtype)).squeeze(-1).float()
+
+    @property
+    def head_dtype(self) -> torch.dtype:
+        return next(self.head.parameters()).dtype
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        step_index: torch.Tensor,
+        step_row: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        values = self.step_values(input_ids, attention_mask, step_index)
+        pred = torch.zeros(input_ids.shape[0], dtype=values.dtype, device=values.device)
+        pred = pred.index_add(0, step_row, values)
+        out = {"values": values, "prediction": pred}
+        if target is not None:
+            out["loss"] = torch.mean((pred - target.to(pred.dtype)) ** 2)
+        return out
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "estimator_config.json").write_text(json.dumps(asdict(self.cfg), indent=2) + "\n")
+        save_file(
+            {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}, d / "head.safetensors"
+        )
+        if self.cfg.backbone == "lora":
+            from peft import get_peft_model_state_dict
+
+            (d / "adapter").mkdir(exist_ok=True)
+            state = {k: v.contiguous() for k, v in get_peft_model_state_dict(self.lm).items()}
+            save_file(state, d / "adapter" / "adapter.safetensors")
+        elif self.cfg.backbone == "full":
+            self.lm.save_pretrained(d / "backbone", safe_serialization=True)
+
+    @classmethod
+    def load(cls, directory: str | Path, dtype: torch.dtype = torch.float32) -> ProgressEstimator:
+        d = Path(directory)
+        cfg_path = d / "estimator_config.json"
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"{d} is not a progress-estimator folder (no estimator_config.json)")
+        cfg = EstimatorConfig(**json.loads(cfg_path.read_text()))
+        if cfg.backbone == "full":
+            cfg_full = EstimatorConfig(
+                **{**asdict(cfg), "base_model": str(d / "backbone"), "backbone": "frozen"}
+            )
+            model = cls.create(cfg_full, dtype)
+            model.cfg = cfg
+        else:
+            model = cls.create(cfg, dtype)
+        if cfg.backbone == "lora":
+            from peft import set_peft_model_state_dict
+
+            state = load_file(d / "adapter" / "adapter.safetensors")
+            res = set_peft_model_state_dict(model.lm, state)
+            if getattr(res, "unexpected_keys", None):
+                raise ValueError(f"{d}/adapter: unexpected keys {res.unexpected_keys[:3]}")
+        model.head.load_state_dict(load_file(d / "head.safetensors"))
+        return model.to(dtype).eval()

@@ -1,0 +1,199 @@
+"""Per-step values c_t, their fusion with grounding into PPO rewards r_t, and the PPO data file.
+
+r_t = alpha * c_t + beta * g_t  (paper: alpha 1, beta 0.5), g_t = the environment's recorded
+``grounded`` flag. The step-value variant picks c_t (the paper's ablations):
+
+- ``progress``: the progress estimator's c_t (SPA-RL). Sums to the estimator's prediction of R.
+- ``sparse``: R on the last step, 0 elsewhere; with beta 0 by default (plain PPO on the final reward).
+- ``mean``: R / T on every step.
+- ``random``: a random split (Dirichlet(1,...,1), seeded per rollout) that sums to R.
+- ``mc``: Monte-Carlo values, c_t = V(s_{t+1}) - V(s_t), V(s_T) = R, V(s_t) from sampled
+  continuations (prm/mc_values.py). Sums to R - V(s_0).
+- ``no-progress``: c_t = 0 (grounding only).
+- ``no-grounding``: the estimator's c_t with beta 0.
+- ``public-code``: the SPA-RL public code's data script: every step gets R minus the mean final reward
+  of the task's other rollouts; g_t is 0 when the observation that follows step t in the conversation
+  contains "Nothing happens", else 1 (the last step, whose observation is not in the conversation,
+  gets 1); rollouts of 35 steps or more are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eval_agent.schema import RecordError, TrajectoryRecord
+
+VARIANTS = ("progress", "sparse", "mean", "random", "mc", "no-progress", "no-grounding", "public-code")
+NEEDS_ESTIMATOR = ("progress", "no-grounding")
+DEFAULT_BETA = {"sparse": 0.0, "no-grounding": 0.0}  # all others: the paper's 0.5
+PUBLIC_CODE_MAX_STEPS = 35
+
+
+def final_reward(rec: TrajectoryRecord) -> float:
+    """The reward a rollout is scored by: success (0/1) for ALFWorld and VirtualHome, the score in
+    [0, 1] for WebShop."""
+    if rec.env == "webshop":
+        return float(rec.reward)
+    return 1.0 if rec.success else 0.0
+
+
+def step_values(
+    variant: str,
+    rec: TrajectoryRecord,
+    estimator_values: list[float] | None = None,
+    mc_values: list[float] | None = None,
+    others_mean: float | None = None,
+    seed: int = 0,
+) -> list[float]:
+    """c_t for every step of ``rec`` under ``variant``."""
+    T, R = rec.n_steps, final_reward(rec)
+    if T == 0:
+        return []
+    if variant in NEEDS_ESTIMATOR:
+        if estimator_values is None or len(estimator_values) != T:
+            raise ValueError(
+                f"{rec.task_id}#{rec.rollout}: need {T} estimator values for variant {variant!r}"
+            )
+        return list(estimator_values)
+    if variant == "sparse":
+        return [0.0] * (T - 1) + [R]
+    if variant == "mean":
+        return [R / T] * T
+    if variant == "random":
+        rng = random.Random(f"{seed}:{rec.task_id}:{rec.rollout}")
+        w = [rng.expovariate(1.0) for _ in range(T)]  # normalised exponentials = Dirichlet(1, ..., 1)
+        s = sum(w)
+        return [R * x / s for x in w]
+    if variant == "mc":
+        if mc_values is None or len(mc_values) != T:
+            raise ValueError(f"{rec.task_id}#{rec.rollout}: need V(s_0..s_{T - 1}) ({T} values) for 'mc'")
+        v = list(mc_values) + [R]
+        return [v[t + 1] - v[t] for t in range(T)]
+    if variant == "no-progress":
+        return [0.0] * T
+    if variant == "public-code":
+        if others_mean is None:
+            raise ValueError("'public-code' needs the mean final reward of the task's other rollouts")
+        return [R - others_mean] * T
+    raise ValueError(f"unknown step-value variant {variant!r}; known: {', '.join(VARIANTS)}")
+
+
+def grounding(variant: str, rec: TrajectoryRecord) -> list[float]:
+    """g_t: the recorded flag, or the public code's string test for ``public-code``."""
+    if variant == "public-code":
+        # The conversation holds the observation after every step but the last one.
+        seen = [s.observation for s in rec.steps[:-1]]
+        return [0.0 if "Nothing happens" in o else 1.0 for o in seen] + [1.0]
+    return [1.0 if s.grounded else 0.0 for s in rec.steps]
+
+
+@dataclass
+class PPORecord:
+    """One rollout ready for PPO: the conversation and a reward per agent step."""
+
+    env: str
+    task_id: str
+    rollout: int
+    messages: list[dict[str, str]]
+    prefix_len: int
+    n_steps: int
+    reward: float  # final reward R
+    success: bool
+    values: list[float]  # c_t
+    grounding: list[float]  # g_t
+    step_rewards: list[float]  # r_t = alpha c_t + beta g_t
+    variant: str
+    alpha: float
+    beta: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def fuse(rec: TrajectoryRecord, variant: str, values: list[float], alpha: float, beta: float) -> PPORecord:
+    g = grounding(variant, rec)
+    r = [alpha * c + beta * gt for c, gt in zip(values, g, strict=True)]
+    return PPORecord(
+        env=rec.env,
+        task_id=rec.task_id,
+        rollout=rec.rollout,
+        messages=rec.messages,
+        prefix_len=rec.prefix_len,
+        n_steps=rec.n_steps,
+        reward=final_reward(rec),
+        success=rec.success,
+        values=values,
+        grounding=g,
+        step_rewards=r,
+        variant=variant,
+        alpha=alpha,
+        beta=beta,
+        meta={"split": rec.split, "task_type": rec.task_type},
+    )
+
+
+def _floats(d: dict, name: str, n: int, where: str) -> list[float]:
+    v = d.get(name)
+    if not isinstance(v, list) or len(v) != n:
+        raise RecordError(f"{where}: field '{name}' must be a list of {n} numbers (one per step)")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+        raise RecordError(f"{where}: field '{name}' must hold finite numbers")
+    return [float(x) for x in v]
+
+
+def read_ppo_data(path: str | Path) -> list[PPORecord]:
+    """Read and validate a PPO data file (JSONL)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"PPO data {path} does not exist (make it with prm/fuse_rewards.py)")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{where}: not valid JSON ({e.msg})") from None
+        if not isinstance(d, dict):
+            raise RecordError(f"{where}: a record must be an object")
+        for name, kind in (("env", str), ("task_id", str), ("rollout", int), ("messages", list),
+                           ("prefix_len", int), ("n_steps", int), ("variant", str)):  # fmt: skip
+            if not isinstance(d.get(name), kind) or isinstance(d.get(name), bool):
+                raise RecordError(f"{where}: field '{name}' must be {kind.__name__}")
+        T = d["n_steps"]
+        turns = sum(
+            1
+            for m in d["messages"][d["prefix_len"] :]
+            if isinstance(m, dict) and m.get("role") == "assistant"
+        )
+        if turns != T:
+            raise RecordError(f"{where}: {turns} agent turns after prefix_len but n_steps is {T}")
+        out.append(
+            PPORecord(
+                env=d["env"],
+                task_id=d["task_id"],
+                rollout=d["rollout"],
+                messages=d["messages"],
+                prefix_len=d["prefix_len"],
+                n_steps=T,
+                reward=float(d.get("reward", 0.0)),
+                success=bool(d.get("success", False)),
+                values=_floats(d, "values", T, where),
+                grounding=_floats(d, "grounding", T, where),
+                step_rewards=_floats(d, "step_rewards", T, where),
+                variant=d["variant"],
+                alpha=float(d.get("alpha", 1.0)),
+                beta=float(d.get("beta", 0.5)),
+                meta=d.get("meta") or {},
+            )
+        )
+    if not out:
+        raise RecordError(f"{path}: no records")
+    return out

@@ -1,0 +1,89 @@
+"""Pieces every training recipe shares: padding collation, CPU-safe trainer settings, atomic model
+saving, and the training log."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100  # label value the loss skips
+
+
+def pad_right(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+class CausalLMCollator:
+    """Right-pads ``input_ids`` / ``labels`` and builds the attention mask."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids = [f["input_ids"] for f in features]
+        return {
+            "input_ids": pad_right(ids, self.pad_token_id),
+            "labels": pad_right([f["labels"] for f in features], IGNORE_INDEX),
+            "attention_mask": pad_right([[1] * len(s) for s in ids], 0),
+        }
+
+
+def make_cpu_safe(args: Any) -> Any:
+    """Without a GPU, bf16/fp16, gradient checkpointing and fused AdamW slow training down ~16x on CPU
+    (measured, see DESIGN.md) or fail: turn them off and say so."""
+    if torch.cuda.is_available():
+        return args
+    changed = []
+    for name in ("bf16", "fp16", "gradient_checkpointing"):
+        if getattr(args, name, False):
+            setattr(args, name, False)
+            changed.append(name)
+    args.dataloader_pin_memory = False
+    if "fused" in str(getattr(args, "optim", "")):
+        args.optim = "adamw_torch"
+        changed.append("fused optimizer")
+    if changed:
+        warnings.warn(f"no GPU: turned off {', '.join(changed)} (slow or unsupported on CPU)", stacklevel=2)
+    return args
+
+
+def last_checkpoint(directory: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` folder under ``directory`` that finished saving, if any."""
+    d = Path(directory)
+    if not d.is_dir():
+        return None
+    done = [
+        p for p in d.glob("checkpoint-*") if (p / "trainer_state.json").exists() and p.name[11:].isdigit()
+    ]
+    return str(max(done, key=lambda p: int(p.name[11:]))) if done else None
+
+
+def publish_dir(tmp: Path, final: Path) -> None:
+    """Move a finished output folder into place (the previous one, if any, is replaced)."""
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def write_log_history(path: str | Path, history: list[dict[str, Any]]) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    os.replace(tmp, path)
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.executable).name, *sys.argv])

@@ -1,0 +1,76 @@
+"""Exploration rollouts -> progress-estimator data: ``train.jsonl`` and ``val.jsonl`` in the
+trajectory-record format, split by task (all rollouts of a task land on one side) with a seed.
+
+    python prm/data_org.py --rollouts runs/demo/alfworld/exploration/episodes.jsonl \\
+        --output-dir runs/demo/alfworld/prm_data --val-fraction 0.2
+
+The target of each rollout is its final reward R (ALFWorld / VirtualHome: success 0/1, WebShop: score).
+Rollouts cut by the context limit have no trustworthy end and are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+from eval_agent.schema import read_records, write_json_atomic
+from eval_agent.step_rewards import final_reward
+
+
+def split_by_task(task_ids: list[str], val_fraction: float, seed: int) -> set[str]:
+    """The task ids that go to validation."""
+    tasks = sorted(set(task_ids))
+    n_val = round(len(tasks) * val_fraction)
+    if val_fraction > 0 and n_val == 0 and len(tasks) > 1:
+        n_val = 1
+    return set(random.Random(seed).sample(tasks, n_val))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rollouts", nargs="+", required=True, help="exploration JSONL file(s)")
+    ap.add_argument("--output-dir", required=True)
+    ap.add_argument("--val-fraction", type=float, default=0.1, help="share of tasks held out (default 0.1)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    records = [r for path in args.rollouts for r in read_records(path)]
+    if not records:
+        raise SystemExit(f"no rollouts in {' '.join(args.rollouts)}")
+    kept = [r for r in records if r.finish_reason != "context_limit" and r.n_steps > 0]
+    val_tasks = split_by_task([r.task_id for r in kept], args.val_fraction, args.seed)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sides = {
+        "train": [r for r in kept if r.task_id not in val_tasks],
+        "val": [r for r in kept if r.task_id in val_tasks],
+    }
+    for name, recs in sides.items():
+        tmp = out / f".{name}.jsonl.tmp"
+        tmp.write_text("".join(r.to_json() + "\n" for r in recs), encoding="utf-8")
+        tmp.replace(out / f"{name}.jsonl")
+    info = {
+        "rollouts": args.rollouts,
+        "read": len(records),
+        "dropped_context_limit_or_empty": len(records) - len(kept),
+        "val_fraction": args.val_fraction,
+        "seed": args.seed,
+    }
+    for name, recs in sides.items():
+        rewards = [final_reward(r) for r in recs]
+        info[name] = {
+            "rollouts": len(recs),
+            "tasks": len({r.task_id for r in recs}),
+            "mean_reward": sum(rewards) / len(rewards) if rewards else None,
+            "success": sum(r.success for r in recs),
+            "steps": dict(sorted(Counter(r.n_steps for r in recs).items())),
+        }
+    write_json_atomic(out / "data_info.json", info)
+    print(json.dumps({k: info[k] for k in ("read", "train", "val")}, default=str)[:400])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Reward fusion (the paper's ``rl_data_org``): per-step rewards r_t = alpha * c_t + beta * g_t for every
+exploration rollout, with c_t from the chosen step-value variant (see eval_agent/step_rewards.py) and
+g_t from the environment's recorded ``grounded`` flag. Writes the PPO data file.
+
+    python prm/fuse_rewards.py --rollouts runs/demo/alfworld/exploration/episodes.jsonl \\
+        --step-values runs/demo/alfworld/exploration/step_values.jsonl \\
+        --variant progress --output runs/demo/alfworld/ppo_data/progress.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from eval_agent.progress_data import read_step_values
+from eval_agent.schema import read_records, write_json_atomic
+from eval_agent.step_rewards import (
+    DEFAULT_BETA,
+    NEEDS_ESTIMATOR,
+    PUBLIC_CODE_MAX_STEPS,
+    VARIANTS,
+    final_reward,
+    fuse,
+    step_values,
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rollouts", required=True, help="exploration JSONL")
+    ap.add_argument("--variant", default="progress", choices=VARIANTS)
+    ap.add_argument("--step-values", help="estimator output (prm/infer.py); for progress / no-grounding")
+    ap.add_argument("--mc-values", help="Monte-Carlo state values (prm/mc_values.py); for mc")
+    ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--beta", type=float, default=None, help="default 0.5; 0 for sparse and no-grounding")
+    ap.add_argument("--max-steps", type=int, default=None, help=f"drop rollouts with at least this many steps "
+                    f"(public-code default {PUBLIC_CODE_MAX_STEPS})")  # fmt: skip
+    ap.add_argument("--max-rollouts", type=int, default=None, help="keep at most N rollouts (file order)")
+    ap.add_argument("--seed", type=int, default=0, help="for the random variant")
+    ap.add_argument("--output", required=True)
+    args = ap.parse_args()
+
+    beta = args.beta if args.beta is not None else DEFAULT_BETA.get(args.variant, 0.5)
+    records = read_records(args.rollouts)
+    est = read_step_values(args.step_values) if args.variant in NEEDS_ESTIMATOR else {}
+    if args.variant in NEEDS_ESTIMATOR and not args.step_values:
+        raise SystemExit(f"--variant {args.variant} needs --step-values")
+    mc = read_step_values(args.mc_values) if args.variant == "mc" else {}
+    if args.variant == "mc" and not args.mc_values:
+        raise SystemExit("--variant mc needs --mc-values")
+    max_steps = args.max_steps or (PUBLIC_CODE_MAX_STEPS if args.variant == "public-code" else None)
+
+    by_task = defaultdict(list)
+    for r in records:
+        by_task[r.task_id].append(final_reward(r))
+    fused, skipped = [], {"too_long": 0, "no_steps": 0, "no_mc_values": 0}
+    for r in records:
+        if r.n_steps == 0:
+            skipped["no_steps"] += 1
+            continue
+        if max_steps is not None and r.n_steps >= max_steps:
+            skipped["too_long"] += 1
+            continue
+        if args.variant in NEEDS_ESTIMATOR and r.key not in est:
+            raise SystemExit(f"{args.step_values}: no step values for {r.task_id} rollout {r.rollout}")
+        if args.variant == "mc" and r.key not in mc:
+            skipped["no_mc_values"] += 1  # MC values are often computed for a subset only
+            continue
+        rewards = by_task[r.task_id]
+        others = (sum(rewards) - final_reward(r)) / (len(rewards) - 1) if len(rewards) > 1 else 0.0
+        c = step_values(args.variant, r, est.get(r.key), mc.get(r.key), others, args.seed)
+        fused.append(fuse(r, args.variant, c, args.alpha, beta))
+        if args.max_rollouts and len(fused) >= args.max_rollouts:
+            break
+    if not fused:
+        raise SystemExit(f"no rollouts left to write (skipped: {skipped})")
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("".join(p.to_json() + "\n" for p in fused), encoding="utf-8")
+    os.replace(tmp, out)
+    all_r = [x for p in fused for x in p.step_rewards]
+    info = {
+        "variant": args.variant,
+        "alpha": args.alpha,
+        "beta": beta,
+        "rollouts": len(fused),
+        "skipped": skipped,
+        "steps": len(all_r),
+        "step_reward_mean": statistics.mean(all_r),
+        "step_reward_std": statistics.pstdev(all_r),
+        "grounding_mean": statistics.mean(g for p in fused for g in p.grounding),
+        "inputs": {"rollouts": args.rollouts, "step_values": args.step_values, "mc_values": args.mc_values},
+    }
+    write_json_atomic(out.with_suffix(".info.json"), info)
+    print(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()

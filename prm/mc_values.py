@@ -1,0 +1,95 @@
+"""Monte-Carlo step values (the paper's "MC" ablation): for a rollout's state s_t (its first t steps
+replayed in the environment), V(s_t) is the mean final reward of K continuations sampled from the
+policy. ``prm/fuse_rewards.py --variant mc`` turns them into c_t = V(s_{t+1}) - V(s_t), V(s_T) = R.
+
+    python prm/mc_values.py --rollouts runs/demo/alfworld/exploration/episodes.jsonl \\
+        --model runs/demo/alfworld/sft/model --k 4 --num-rollouts 20 \\
+        --output runs/demo/alfworld/exploration/mc_values.jsonl
+
+Costly: T x K episodes per rollout. Continuations go to ``<output>.episodes.jsonl`` (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from envs import load_tasks
+from eval_agent.backends import GenerationConfig, make_policy
+from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+from eval_agent.schema import read_records, write_json_atomic
+from eval_agent.step_rewards import final_reward
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rollouts", required=True, help="exploration JSONL")
+    ap.add_argument("--model", required=True, help="policy that samples the continuations (the SFT model)")
+    ap.add_argument("--output", required=True, help="state-values JSONL to write")
+    ap.add_argument("--k", type=int, default=4, help="continuations per state")
+    ap.add_argument("--num-rollouts", type=int, default=None, help="a random subset of N rollouts (seeded)")
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the env's)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--backend", default="hf")
+    ap.add_argument("--api-base", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    records = [r for r in read_records(args.rollouts) if r.n_steps > 0 and r.finish_reason != "context_limit"]
+    if args.num_rollouts is not None and args.num_rollouts < len(records):
+        records = random.Random(args.seed).sample(records, args.num_rollouts)
+    if not records:
+        raise SystemExit(f"no usable rollouts in {args.rollouts}")
+    env, split = records[0].env, records[0].split
+    tasks = {t.task_id: t for t in load_tasks(env, split)}
+    specs, index = [], {}
+    for r in records:
+        for t in range(r.n_steps):
+            for k in range(args.k):
+                j = len(specs)  # a unique rollout number per (source rollout, t, k) within the task
+                forced = tuple(s.reply for s in r.steps[:t])
+                meta = {"source_rollout": r.rollout, "prefix_steps": t, "sample": k}
+                specs.append(EpisodeSpec(tasks[r.task_id], j, forced, meta))
+                index[(r.task_id, j)] = (r.key, t)
+    print(f"{len(records)} rollouts, {len(specs)} continuations (K={args.k})")
+    policy = make_policy(args.backend, args.model, api_base=args.api_base, batch_size=args.batch_size)
+    cfg = RolloutConfig(
+        batch_size=args.batch_size,
+        max_steps=args.max_steps,
+        generation=GenerationConfig(args.max_new_tokens, args.temperature, 1.0, args.seed),
+    )
+    out = Path(args.output)
+    conts, stats = run_rollouts([], policy, out.with_suffix(".episodes.jsonl"), cfg, specs=specs)
+
+    returns = defaultdict(list)
+    for c in conts:
+        returns[index[c.key]].append(final_reward(c))
+    lines = []
+    for r in records:
+        v = [sum(returns[(r.key, t)]) / len(returns[(r.key, t)]) for t in range(r.n_steps)]
+        lines.append(
+            json.dumps({"task_id": r.task_id, "rollout": r.rollout, "values": v, "reward": final_reward(r)})
+        )
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("".join(ln + "\n" for ln in lines))
+    os.replace(tmp, out)
+    write_json_atomic(
+        out.with_suffix(".info.json"),
+        {
+            "rollouts": len(records),
+            "continuations": len(conts),
+            "k": args.k,
+            "seconds": round(stats.seconds, 1),
+        },
+    )
+    print(f"wrote V(s_t) of {len(records)} rollouts to {out}")
+
+
+if __name__ == "__main__":
+    main()

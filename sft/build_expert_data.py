@@ -1,0 +1,149 @@
+"""Build the SFT expert file (ShareGPT) from an environment's own expert.
+
+    python sft/build_expert_data.py --env alfworld --output data/sft/alfworld_sft.json
+
+Each record is the conversation the agent sees at evaluation (instruction, in-context example, task),
+followed by the expert's turns as ``Thought: ...\\nAction: ...`` with thoughts written from the expert's
+plan (see ``eval_agent/experts``). ``context_turns`` marks where the expert's turns begin.
+
+ALFWorld uses the 3,119 training games of ETO's SFT set by default (``--games eto``, listed in the data
+mirror's ``meta/steca_game_file_to_id.json``, in that file's id order), or every training game
+(``--games all``). If ETO's original file (GPT-4 thoughts) is at ``data/original/<env>_sft.json`` or given
+with ``--original``, it is validated and used instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from envs import load_tasks
+from envs.paths import data_dir, default_mirror
+from eval_agent.experts import expert_messages
+from eval_agent.schema import write_json_atomic
+from eval_agent.sharegpt import from_messages, read_sharegpt, to_messages, write_sharegpt
+
+
+@dataclass
+class BuildConfig:
+    env: str = "alfworld"
+    output: str = ""  # default data/sft/<env>_sft.json
+    games: str = "eto"  # alfworld: eto (ETO's 3,119 SFT games) | all (every training game)
+    num_tasks: int | None = None  # first N trajectories only (demo / tests)
+    max_expert_steps: int | None = None  # drop experts longer than this (None: keep all)
+    original: str | None = None  # ETO/SPA-RL ShareGPT file to use instead of building
+    tokenizer: str | None = None  # a model folder: also count tokens per trajectory
+
+
+def eto_alfworld_games() -> list[str]:
+    mirror = default_mirror()
+    candidates = [data_dir() / "alfworld" / "meta" / "steca_game_file_to_id.json"]
+    if mirror is not None:
+        candidates.append(Path(mirror) / "alfworld" / "meta" / "steca_game_file_to_id.json")
+    for path in candidates:
+        if path.exists():
+            ids = json.loads(path.read_text())
+            ordered = sorted(ids.items(), key=lambda kv: int(kv[1]))
+            return [p.split("/train/", 1)[1] for p, _ in ordered]
+    raise SystemExit(
+        "ETO's game list (alfworld/meta/steca_game_file_to_id.json) is not in the data mirror; "
+        "use --games all"
+    )
+
+
+def build(cfg: BuildConfig) -> list[dict]:
+    tasks = load_tasks(cfg.env, "train")
+    if cfg.env == "alfworld" and cfg.games == "eto":
+        by_id = {t.task_id: t for t in tasks}
+        wanted = eto_alfworld_games()
+        missing = [g for g in wanted if g not in by_id]
+        if missing:
+            raise SystemExit(f"{len(missing)} ETO games are not in the train split, e.g. {missing[0]}")
+        tasks = [by_id[g] for g in wanted]
+    elif cfg.games not in ("eto", "all"):
+        raise SystemExit(f"--games must be eto or all, got {cfg.games!r}")
+    records, dropped = [], 0
+    for task in tqdm(tasks, desc=f"expert {cfg.env}", unit="traj"):
+        if cfg.num_tasks is not None and len(records) >= cfg.num_tasks:
+            break
+        messages, prefix_len = expert_messages(task)
+        n_steps = sum(m["role"] == "assistant" for m in messages[prefix_len:])
+        if cfg.max_expert_steps is not None and n_steps > cfg.max_expert_steps:
+            dropped += 1
+            continue
+        records.append(
+            from_messages(task.task_id, messages, prefix_len, env=cfg.env, task_type=task.task_type)
+        )
+    if dropped:
+        print(f"dropped {dropped} experts longer than {cfg.max_expert_steps} steps", file=sys.stderr)
+    return records
+
+
+def stats(records: list[dict], tokenizer_path: str | None) -> dict:
+    turns = [
+        sum(c["from"] == "gpt" for c in r["conversations"][r.get("context_turns", 0) :]) for r in records
+    ]
+    out = {
+        "trajectories": len(records),
+        "expert_turns": sum(turns),
+        "turns_per_trajectory": {"mean": statistics.mean(turns), "max": max(turns)},
+    }
+    if tokenizer_path:
+        from eval_agent.backends.hf import load_tokenizer
+        from eval_agent.chat import render_chat
+
+        tok = load_tokenizer(tokenizer_path)
+        lengths, trained = [], []
+        for r in tqdm(records, desc="tokens", unit="traj"):
+            msgs, start = to_messages(r)
+            rc = render_chat(tok, msgs, train_from=start)
+            lengths.append(len(rc.input_ids))
+            trained.append(sum(rc.assistant_mask))
+        out["tokens"] = {
+            "tokenizer": tokenizer_path,
+            "total": sum(lengths),
+            "trained (assistant) total": sum(trained),
+            "per_trajectory_mean": statistics.mean(lengths),
+            "per_trajectory_max": max(lengths),
+        }
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in vars(BuildConfig()).items():
+        flag = "--" + name.replace("_", "-")
+        kind = int if name in ("num_tasks", "max_expert_steps") else str
+        p.add_argument(flag, type=kind, default=default)
+    cfg = BuildConfig(**vars(p.parse_args()))
+    out = Path(cfg.output or data_dir() / "sft" / f"{cfg.env}_sft.json")
+    original = Path(cfg.original) if cfg.original else data_dir() / "original" / f"{cfg.env}_sft.json"
+    t0 = time.time()
+    if original.exists():
+        print(f"using the original expert file {original}", file=sys.stderr)
+        records = read_sharegpt(original)[: cfg.num_tasks]
+        source = str(original)
+    elif cfg.original:
+        raise SystemExit(f"--original {cfg.original} does not exist")
+    else:
+        records = build(cfg)
+        source = f"built from the {cfg.env} expert"
+    if not records:
+        raise SystemExit("no expert trajectories were built")
+    write_sharegpt(out, records)
+    info = {"source": source, "config": vars(cfg), "seconds": round(time.time() - t0, 1)}
+    info |= stats(records, cfg.tokenizer)
+    write_json_atomic(out.with_suffix(".stats.json"), info)
+    print(json.dumps(info, indent=2))
+    print(f"wrote {len(records)} trajectories to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

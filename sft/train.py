@@ -1,0 +1,143 @@
+"""SFT (behaviour cloning): fine-tune a causal LM on expert conversations, loss on the expert's
+assistant turns only.
+
+    python sft/train.py --data data/sft/alfworld_sft.json --model models/smollm2-135m-instruct \\
+        --output_dir runs/demo/alfworld/sft --num_train_epochs 3 --learning_rate 2e-5 ...
+
+Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed``, ``--bf16``, ...); launch with
+``accelerate launch`` for several GPUs. Writes ``<output_dir>/model`` (safetensors + tokenizer),
+``train_log.jsonl`` (the trainer's log history) and ``train_summary.json``; checkpoints go to
+``<output_dir>/checkpoints`` and a rerun resumes from the newest one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from transformers import AutoModelForCausalLM, HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+from eval_agent.backends.hf import load_tokenizer
+from eval_agent.chat import render_chat
+from eval_agent.schema import write_json_atomic
+from eval_agent.sharegpt import read_sharegpt, to_messages
+from eval_agent.training import (
+    IGNORE_INDEX,
+    CausalLMCollator,
+    command_line,
+    last_checkpoint,
+    make_cpu_safe,
+    publish_dir,
+    write_log_history,
+)
+
+
+@dataclass
+class SFTArgs:
+    data: str = field(metadata={"help": "ShareGPT expert file (sft/build_expert_data.py)"})
+    model: str = field(metadata={"help": "base model folder (Hugging Face format)"})
+    max_length: int = field(default=4096, metadata={"help": "tokens per conversation; longer ones are cut"})
+    num_trajectories: int | None = field(default=None, metadata={"help": "use the first N records only"})
+    overwrite: bool = field(default=False, metadata={"help": "train again even if <output_dir>/model exists"})
+    train_on_context: bool = field(
+        default=False, metadata={"help": "also learn the in-context example's turns (ETO's behaviour)"}
+    )
+
+
+class ExpertDataset(Dataset):
+    def __init__(self, records: list[dict], tokenizer, max_length: int, train_on_context: bool):
+        self.items, self.cut = [], 0
+        for r in records:
+            messages, start = to_messages(r)
+            rc = render_chat(
+                tokenizer, messages, train_from=0 if train_on_context else start, max_length=max_length
+            )
+            if not any(rc.assistant_mask):
+                continue  # the expert's first turn lies beyond max_length
+            self.cut += rc.truncated
+            labels = [t if m else IGNORE_INDEX for t, m in zip(rc.input_ids, rc.assistant_mask, strict=True)]
+            self.items.append({"input_ids": rc.input_ids, "labels": labels})
+        if not self.items:
+            raise ValueError(f"no record has a trainable turn within max_length={max_length}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+    def n_tokens(self) -> int:
+        return sum(len(x["input_ids"]) for x in self.items)
+
+
+def main() -> None:
+    sft_args, args = HfArgumentParser((SFTArgs, TrainingArguments)).parse_args_into_dataclasses()
+    args = make_cpu_safe(args)
+    out = Path(args.output_dir)
+    final = out / "model"
+    if (final / "config.json").exists() and not sft_args.overwrite:
+        print(f"{final} exists; pass --overwrite to train again")
+        return
+    args.output_dir = str(out / "checkpoints")
+    set_seed(args.seed)
+
+    tokenizer = load_tokenizer(sft_args.model)
+    tokenizer.padding_side = "right"
+    records = read_sharegpt(sft_args.data)[: sft_args.num_trajectories]
+    data = ExpertDataset(records, tokenizer, sft_args.max_length, sft_args.train_on_context)
+    print(f"{len(data)} trajectories, {data.n_tokens()} tokens ({data.cut} cut at {sft_args.max_length})")
+
+    model = AutoModelForCausalLM.from_pretrained(sft_args.model, dtype=torch.float32)
+    if args.gradient_checkpointing:
+        model.config.use_cache = False
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        data_collator=CausalLMCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+    )
+    resume = last_checkpoint(args.output_dir)
+    if resume:
+        print(f"resuming from {resume}")
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - t0
+
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        write_log_history(out / "train_log.jsonl", trainer.state.log_history)
+    tmp = out / "model.partial"
+    trainer.save_model(str(tmp))  # every process takes part (DeepSpeed gathers the weights)
+    if trainer.is_world_process_zero():
+        tokenizer.padding_side = "left"  # the saved folder is for generation
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the summary keeps the arguments
+        publish_dir(tmp, final)
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        tokens = data.n_tokens() * args.num_train_epochs
+        summary = {
+            "command": command_line(),
+            "sft_args": asdict(sft_args),
+            "trajectories": len(data),
+            "tokens_per_epoch": data.n_tokens(),
+            "optimizer_steps": trainer.state.global_step,
+            "train_seconds": round(seconds, 1),
+            "tokens_per_second": round(tokens / seconds, 1) if not resume else None,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "train_loss": result.training_loss,
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "world_size": args.world_size,
+            "training_args": json.loads(args.to_json_string()),
+        }
+        write_json_atomic(out / "train_summary.json", summary)
+        print(f"saved {final}; loss {summary['first_loss']} -> {summary['last_loss']} in {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The SFT recipe: labels masked exactly on non-assistant tokens; the stage script runs end to end on
+the tiny profile, the loss falls, and the saved model loads back."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from conftest import load_recipe
+
+from eval_agent.chat import render_chat
+from eval_agent.sharegpt import from_messages, to_messages
+from eval_agent.training import IGNORE_INDEX, CausalLMCollator
+
+REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
+ExpertDataset = load_recipe("sft/train.py").ExpertDataset
+
+
+def conversation():
+    msgs = [
+        {"role": "user", "content": "Instruction.\n\nExample task.\nfind a pen"},
+        {"role": "assistant", "content": "Thought: example.\nAction: go to desk 1"},
+        {"role": "user", "content": "Now it is your turn.\nfind a cup"},
+        {"role": "assistant", "content": "Thought: look on the table.\nAction: go to table 1"},
+        {"role": "user", "content": "On the table 1, you see a cup 1."},
+        {"role": "assistant", "content": "Thought: got it.\nAction: take cup 1 from table 1"},
+    ]
+    return from_messages("t", msgs, context_turns=3)
+
+
+def test_labels_are_exactly_the_expert_turns(smol_tokenizer):
+    rec = conversation()
+    ds = ExpertDataset([rec], smol_tokenizer, max_length=4096, train_on_context=False)
+    item = ds[0]
+    msgs, start = to_messages(rec)
+    rc = render_chat(smol_tokenizer, msgs, train_from=start)
+    assert item["input_ids"] == rc.input_ids
+    for tok, lab, m in zip(item["input_ids"], item["labels"], rc.assistant_mask, strict=True):
+        assert lab == (tok if m else IGNORE_INDEX)
+    learned = smol_tokenizer.decode([t for t in item["labels"] if t != IGNORE_INDEX])
+    assert learned == (
+        "Thought: look on the table.\nAction: go to table 1<|im_end|>"
+        "Thought: got it.\nAction: take cup 1 from table 1<|im_end|>"
+    )
+    # ETO's behaviour (learn the in-context example too) is an explicit option.
+    ds_all = ExpertDataset([rec], smol_tokenizer, max_length=4096, train_on_context=True)
+    learned_all = smol_tokenizer.decode([t for t in ds_all[0]["labels"] if t != IGNORE_INDEX])
+    assert learned_all.startswith("Thought: example.\nAction: go to desk 1<|im_end|>")
+
+
+def test_collator_pads_labels_with_ignore_index():
+    batch = CausalLMCollator(pad_token_id=2)(
+        [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [5], "labels": [5]}]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 2, 2]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [5, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("alfworld_ready")
+def test_sft_stage_tiny_profile_end_to_end(tmp_path):
+    env = dict(os.environ, PROFILE="tiny", RUN_DIR=str(tmp_path / "run"), SFT_DATA=str(tmp_path / "sft.json"))
+    run = subprocess.run(["bash", "sft/alfworld.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = tmp_path / "run" / "sft"
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["trajectories"] == 4
+    losses = [
+        json.loads(ln)["loss"] for ln in (out / "train_log.jsonl").read_text().splitlines() if '"loss"' in ln
+    ]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    model_dir = out / "model"
+    assert (model_dir / "model.safetensors").exists() and not (model_dir / "training_args.bin").exists()
+
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert model.config.num_hidden_layers == 2
+    again = subprocess.run(["bash", "sft/alfworld.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "exists; pass --overwrite" in again.stdout
