@@ -149,3 +149,29 @@ class ProgressEstimator(nn.Module):
                 raise ValueError(f"{d}/adapter: unexpected keys {res.unexpected_keys[:3]}")
         model.head.load_state_dict(load_file(d / "head.safetensors"))
         return model.to(dtype).eval()
+
+
+@torch.no_grad()
+def estimate_step_values(
+    model: ProgressEstimator, tokenizer, records: list, batch_size: int = 4, max_length: int | None = 4096
+) -> list[tuple[list[float], int]]:
+    """c_t for every step of every record (in input order), and how many trailing steps were past
+    ``max_length`` (they get 0)."""
+    from eval_agent.progress_data import StepCollator, encode_rollout
+
+    model.eval()
+    device = next(model.parameters()).device
+    collate = StepCollator(tokenizer.pad_token_id)
+    order = sorted(range(len(records)), key=lambda i: len(records[i].messages))  # less padding
+    out: dict[int, tuple[list[float], int]] = {}
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        feats = [encode_rollout(tokenizer, records[i], max_length) for i in idx]
+        batch = {k: v.to(device) for k, v in collate(feats).items() if k != "target"}
+        values = model(**batch)["values"].tolist()
+        k = 0
+        for i, f in zip(idx, feats, strict=True):
+            n, T = len(f["step_pos"]), records[i].n_steps
+            out[i] = (values[k : k + n] + [0.0] * (T - n), T - n)
+            k += n
+    return [out[i] for i in range(len(records))]

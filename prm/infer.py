@@ -14,12 +14,8 @@ import os
 import time
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
 from eval_agent.backends.hf import load_tokenizer, pick_device
-from eval_agent.progress import ProgressEstimator
-from eval_agent.progress_data import StepCollator, encode_rollout
+from eval_agent.progress import ProgressEstimator, estimate_step_values
 from eval_agent.schema import read_records, write_json_atomic
 from eval_agent.step_rewards import final_reward
 
@@ -35,40 +31,28 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.time()
-    device = pick_device(args.device)
-    model = ProgressEstimator.load(args.estimator).to(device)
+    model = ProgressEstimator.load(args.estimator).to(pick_device(args.device))
     tokenizer = load_tokenizer(model.cfg.base_model)
     records = read_records(args.rollouts)
-    collate = StepCollator(tokenizer.pad_token_id)
-    order = sorted(range(len(records)), key=lambda i: len(records[i].messages))  # less padding
-    lines: dict[int, str] = {}
-    missing = 0
-    with torch.no_grad():
-        for start in tqdm(range(0, len(order), args.batch_size), desc="step values", unit="batch"):
-            idx = order[start : start + args.batch_size]
-            feats = [encode_rollout(tokenizer, records[i], args.max_length) for i in idx]
-            batch = {k: v.to(device) for k, v in collate(feats).items() if k != "target"}
-            values = model(**batch)["values"].tolist()
-            k = 0
-            for i, f in zip(idx, feats, strict=True):
-                rec, n = records[i], len(f["step_pos"])
-                c = values[k : k + n] + [0.0] * (rec.n_steps - n)  # steps past max_length get 0
-                k += n
-                missing += rec.n_steps - n
-                lines[i] = json.dumps(
-                    {
-                        "task_id": rec.task_id,
-                        "rollout": rec.rollout,
-                        "values": c,
-                        "prediction": sum(c),
-                        "reward": final_reward(rec),
-                        "steps_past_max_length": rec.n_steps - n,
-                    }
-                )
+    results = estimate_step_values(model, tokenizer, records, args.batch_size, args.max_length)
+    lines = [
+        json.dumps(
+            {
+                "task_id": r.task_id,
+                "rollout": r.rollout,
+                "values": c,
+                "prediction": sum(c),
+                "reward": final_reward(r),
+                "steps_past_max_length": cut,
+            }  # fmt: skip
+        )
+        for r, (c, cut) in zip(records, results, strict=True)
+    ]
+    missing = sum(cut for _, cut in results)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(lines[i] + "\n" for i in range(len(records))))
+    tmp.write_text("".join(ln + "\n" for ln in lines))
     os.replace(tmp, out)
     write_json_atomic(
         out.with_suffix(".info.json"),

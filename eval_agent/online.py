@@ -1,0 +1,91 @@
+"""Online PPO's rollout source: each iteration the current policy (LoRA model, in memory) plays fresh
+training tasks; the frozen progress estimator and the recorded grounding turn them into per-step
+rewards. Rollouts are appended to ``<output_dir>/online_rollouts.jsonl`` (a killed iteration reuses
+the episodes it had finished)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from eval_agent.backends import GenerationConfig
+from eval_agent.backends.hf import HFPolicy
+from eval_agent.evaluate import select_tasks
+from eval_agent.metrics import summarize
+from eval_agent.rl import to_sample
+from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+from eval_agent.step_rewards import DEFAULT_BETA, NEEDS_ESTIMATOR, fuse, step_values
+
+ONLINE_VARIANTS = ("progress", "sparse", "mean", "random", "no-progress", "no-grounding")
+
+
+class OnlineSource:
+    def __init__(self, cfg, tokenizer, policy, accelerator):
+        if cfg.variant not in ONLINE_VARIANTS:
+            raise SystemExit(
+                f"online PPO supports --variant {'/'.join(ONLINE_VARIANTS)}, got {cfg.variant!r}"
+            )
+        self.cfg, self.tokenizer, self.policy = cfg, tokenizer, policy
+        tasks = select_tasks(cfg.env, "train", cfg.num_tasks, "random", cfg.seed)
+        self.tasks = tasks[accelerator.process_index :: accelerator.num_processes]
+        self.rank = accelerator.process_index
+        self.rng = random.Random(cfg.seed + self.rank)
+        self.order: list[int] = []
+        self.estimator = None
+        if cfg.variant in NEEDS_ESTIMATOR:
+            if not cfg.estimator:
+                raise SystemExit(f"--variant {cfg.variant} needs --estimator")
+            from eval_agent.progress import ProgressEstimator
+
+            self.estimator = ProgressEstimator.load(cfg.estimator).to(accelerator.device)
+        self.gen = HFPolicy(
+            cfg.model,
+            device=str(accelerator.device),
+            batch_size=cfg.gen_batch_size,
+            model=policy.lm,
+            tokenizer=tokenizer,
+        )
+        suffix = f".rank{self.rank}" if accelerator.num_processes > 1 else ""
+        self.out = Path(cfg.output_dir) / f"online_rollouts{suffix}.jsonl"
+
+    def next(self, n: int, iteration: int):
+        picked = []
+        while len(picked) < n:
+            if not self.order:
+                self.order = list(range(len(self.tasks)))
+                self.rng.shuffle(self.order)
+            picked.append(self.tasks[self.order.pop()])
+        specs = [
+            EpisodeSpec(t, iteration * n + i, meta={"iteration": iteration}) for i, t in enumerate(picked)
+        ]
+        cfg = self.cfg
+        rcfg = RolloutConfig(
+            batch_size=cfg.gen_batch_size,
+            max_steps=cfg.max_steps,
+            generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, 1.0, cfg.seed + iteration),
+        )
+        self.policy.eval()
+        records, _ = run_rollouts([], self.gen, self.out, rcfg, specs=specs, progress=False)
+        if self.estimator is not None:
+            from eval_agent.progress import estimate_step_values
+
+            est = [
+                c
+                for c, _ in estimate_step_values(
+                    self.estimator, self.tokenizer, records, max_length=cfg.max_length
+                )
+            ]
+        else:
+            est = [None] * len(records)
+        samples = []
+        for r, e in zip(records, est, strict=True):
+            if r.n_steps == 0:
+                continue
+            c = step_values(cfg.variant, r, estimator_values=e, seed=cfg.seed + iteration)
+            beta = cfg.beta if cfg.beta is not None else DEFAULT_BETA.get(cfg.variant, 0.5)
+            s = to_sample(self.tokenizer, fuse(r, cfg.variant, c, cfg.alpha, beta), cfg.max_length)
+            if s is not None:
+                samples.append(s)
+        m = summarize(records)
+        return samples, {"rollout_success": m["success_rate"], "rollout_grounding": m["grounding"],
+                         "rollout_steps": m["avg_steps"]}  # fmt: skip

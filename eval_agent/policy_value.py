@@ -1,0 +1,83 @@
+"""The PPO policy: the SFT model with LoRA adapters (peft) and a value head on the last hidden state.
+The reference policy is the same model with its adapters disabled, so no second copy is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+class PolicyWithValue(nn.Module):
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm  # a peft PeftModel
+        self.v_head = nn.Linear(lm.config.hidden_size, 1)
+        nn.init.normal_(self.v_head.weight, std=1e-3)
+        nn.init.zeros_(self.v_head.bias)
+
+    @classmethod
+    def create(
+        cls,
+        model_path: str,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.05,
+        adapter: str | None = None,
+    ) -> PolicyWithValue:
+        from peft import LoraConfig, PeftModel, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        if adapter:
+            lm = PeftModel.from_pretrained(base, adapter, is_trainable=True)
+        else:
+            cfg = LoraConfig(
+                r=lora_r,
+                lora_alpha=lora_alpha,
+                lora_dropout=lora_dropout,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            )
+            lm = get_peft_model(base, cfg)
+        model = cls(lm)
+        if adapter and (Path(adapter) / "value_head.safetensors").exists():
+            model.v_head.load_state_dict(load_file(Path(adapter) / "value_head.safetensors"))
+        return model
+
+    def _base(self) -> nn.Module:
+        return self.lm.get_base_model()
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, act_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities and values of the action tokens at ``act_index`` (n, 2): (row, position).
+        Both are read from the hidden state one position earlier, the state that emits the token."""
+        base = self._base()
+        trunk = getattr(base, base.base_model_prefix)
+        hidden = trunk(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows, pos = act_index[:, 0], act_index[:, 1]
+        h = hidden[rows, pos - 1]
+        logits = base.get_output_embeddings()(h).float()
+        logprobs = (
+            torch.log_softmax(logits, dim=-1).gather(-1, input_ids[rows, pos].unsqueeze(-1)).squeeze(-1)
+        )
+        values = self.v_head(h).squeeze(-1).float()
+        return logprobs, values
+
+    @torch.no_grad()
+    def reference_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, act_index: torch.Tensor
+    ) -> torch.Tensor:
+        with self.lm.disable_adapter():
+            return self(input_ids, attention_mask, act_index)[0]
+
+    def save(self, directory: str | Path) -> None:
+        """The adapter (peft's safetensors format) and the value head beside it."""
+        d = Path(directory)
+        self.lm.save_pretrained(d, safe_serialization=True)
+        save_file(
+            {k: v.contiguous() for k, v in self.v_head.state_dict().items()}, d / "value_head.safetensors"
+        )
