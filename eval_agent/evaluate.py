@@ -34,6 +34,7 @@ class EvalConfig:
     num_tasks: int | None = None  # N tasks of the split (None: all)
     task_sample: str = "first"  # first | random: which N tasks (random: seeded by task_seed)
     task_seed: int = 0
+    task_types: str | None = None  # comma-separated task types to keep (e.g. pick,clean); None: all
     n_rollouts: int = 1
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
@@ -54,6 +55,7 @@ HELP = {
     "split": "task split (alfworld: train, seen, unseen)",
     "num_tasks": "play N tasks of the split (see --task-sample)",
     "task_sample": "first: the split's first N tasks; random: N drawn without replacement (seeded)",
+    "task_types": "keep only these task types, comma-separated (alfworld: pick,examine,clean,heat,cool,pick_two)",
     "n_rollouts": "rollouts per task (use temperature > 0 for different rollouts)",
     "temperature": "sampling temperature; 0 = greedy",
     "batch_size": "episodes advanced together (one batched generate call per step)",
@@ -75,13 +77,24 @@ def parse_args(argv: list[str] | None = None, doc: str = __doc__, **defaults) ->
     return EvalConfig(**vars(ap.parse_args(argv)))
 
 
-def select_tasks(env: str, split: str, n: int | None, how: str = "first", seed: int = 0) -> list[Task]:
-    """``n`` tasks of a split: its first ``n``, or ``n`` drawn at random (seeded) kept in split order."""
-    if how == "first":
-        return load_tasks(env, split, limit=n)
-    if how != "random":
+def select_tasks(
+    env: str, split: str, n: int | None, how: str = "first", seed: int = 0, types: str | None = None
+) -> list[Task]:
+    """``n`` tasks of a split (optionally of some task types only): the first ``n``, or ``n`` drawn at
+    random (seeded), kept in split order."""
+    if how not in ("first", "random"):
         raise ValueError(f"task_sample must be 'first' or 'random', got {how!r}")
-    tasks = load_tasks(env, split)
+    tasks = load_tasks(env, split, limit=n if how == "first" and not types else None)
+    if types:
+        wanted = {t.strip() for t in types.split(",") if t.strip()}
+        known = {t.task_type for t in tasks}
+        if wanted - known:
+            raise ValueError(
+                f"unknown task types {sorted(wanted - known)}; {env}/{split} has {sorted(known)}"
+            )
+        tasks = [t for t in tasks if t.task_type in wanted]
+    if how == "first":
+        return tasks[:n]
     if n is None or n >= len(tasks):
         return tasks
     keep = sorted(random.Random(seed).sample(range(len(tasks)), n))
@@ -90,7 +103,7 @@ def select_tasks(env: str, split: str, n: int | None, how: str = "first", seed: 
 
 def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
     out = Path(cfg.output_dir)
-    tasks = select_tasks(cfg.env, cfg.split, cfg.num_tasks, cfg.task_sample, cfg.task_seed)
+    tasks = select_tasks(cfg.env, cfg.split, cfg.num_tasks, cfg.task_sample, cfg.task_seed, cfg.task_types)
     policy = make_policy(
         cfg.backend,
         cfg.model,

@@ -11,8 +11,9 @@ load_config "$ENV_NAME"
 args=(--env "$ENV_NAME" --split "${EXPLORE_SPLIT:-train}" --model "$EXPLORE_MODEL" --backend "$BACKEND"
       --n-rollouts "$EXPLORE_M" --temperature "$EXPLORE_TEMPERATURE" --task-sample random
       --task-seed "${SEED:-0}" --seed "${SEED:-0}" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS"
-      --batch-size "$BATCH_SIZE" --output-dir "$EXPLORE_DIR")
+      --batch-size "${EXPLORE_BATCH:-$BATCH_SIZE}" --output-dir "$EXPLORE_DIR")
 [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
+[[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
 [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")
 [[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
 echo "[explore] $ENV_NAME: $EXPLORE_MODEL, ${EXPLORE_TASKS:-all} tasks x $EXPLORE_M (profile $PROFILE)"

@@ -21,6 +21,7 @@ args=(--data "$SFT_DATA" --model "$BASE_MODEL" --output_dir "$SFT_DIR"
       --logging_steps 1 --save_strategy steps --save_steps "${SFT_SAVE_STEPS:-50}" --save_total_limit 1
       --report_to none --seed "${SEED:-42}")
 [[ -n "${SFT_NUM_TRAJ:-}" ]] && args+=(--num_trajectories "$SFT_NUM_TRAJ")
+[[ -n "${SFT_TASK_TYPES:-}" ]] && args+=(--task_types "$SFT_TASK_TYPES")
 [[ -n "${SFT_DEEPSPEED:-}" ]] && args+=(--deepspeed "$SFT_DEEPSPEED")
 # shellcheck disable=SC2206
 [[ -n "${SFT_EXTRA:-}" ]] && args+=($SFT_EXTRA)

@@ -42,6 +42,9 @@ class SFTArgs:
     model: str = field(metadata={"help": "base model folder (Hugging Face format)"})
     max_length: int = field(default=4096, metadata={"help": "tokens per conversation; longer ones are cut"})
     num_trajectories: int | None = field(default=None, metadata={"help": "use the first N records only"})
+    task_types: str | None = field(
+        default=None, metadata={"help": "comma-separated task types to keep (records' task_type), before N"}
+    )
     overwrite: bool = field(default=False, metadata={"help": "train again even if <output_dir>/model exists"})
     train_on_context: bool = field(
         default=False, metadata={"help": "also learn the in-context example's turns (ETO's behaviour)"}
@@ -87,7 +90,13 @@ def main() -> None:
 
     tokenizer = load_tokenizer(sft_args.model)
     tokenizer.padding_side = "right"
-    records = read_sharegpt(sft_args.data)[: sft_args.num_trajectories]
+    records = read_sharegpt(sft_args.data)
+    if sft_args.task_types:
+        wanted = {t.strip() for t in sft_args.task_types.split(",")}
+        records = [r for r in records if r.get("task_type") in wanted]
+        if not records:
+            raise SystemExit(f"{sft_args.data}: no record of task type {sorted(wanted)}")
+    records = records[: sft_args.num_trajectories]
     data = ExpertDataset(records, tokenizer, sft_args.max_length, sft_args.train_on_context)
     print(f"{len(data)} trajectories, {data.n_tokens()} tokens ({data.cut} cut at {sft_args.max_length})")
 

@@ -35,3 +35,15 @@
 : "${PRM_DEEPSPEED:=prm/configs/ds_zero2.json}"
 : "${PRM_EXTRA:=--bf16}"
 : "${FUSE_VARIANTS:=progress sparse mean random mc no-progress no-grounding public-code}"
+# PPO (LoRA r 8, alpha 16; the rest as others rebuilt the public code's missing config: lr 1e-5,
+# batch 4, initial KL 0.3 with adaptive target 6, gamma 0.99). PPO_MODE=online for true on-policy PPO.
+: "${PPO_MODE:=offline}"
+: "${PPO_VARIANTS:=progress sparse mean random mc no-progress no-grounding public-code}"
+: "${PPO_ITERS:=500}"
+: "${PPO_ROLLOUTS:=16}"
+: "${PPO_EPOCHS:=2}"
+: "${PPO_MB:=4}"
+: "${PPO_ACCUM:=1}"
+: "${PPO_LR:=1e-5}"
+: "${PPO_KL:=0.3}"
+: "${PPO_KL_TARGET:=6}"

@@ -1,0 +1,230 @@
+"""Report of one run directory: a Markdown table shaped like the paper's (rows: SFT, PPO with the
+sparse reward, SPA-RL, and every ablation present; columns: success / grounding per split), a table by
+trajectory length, PPO training curves, and static HTML pages that show trajectories step by step.
+
+    python eval/report.py --run-dir runs/demo/alfworld
+
+Reads ``<run>/eval/<model>_<split>/summary.json`` (and episodes), ``<run>/ppo_*/train_log.jsonl``,
+``<run>/exploration/{episodes,step_values}.jsonl`` and ``<run>/ppo_data/<variant>.jsonl``.
+Writes ``<run>/report/{report.md,curves.png,trajectories_*.html}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+from pathlib import Path
+
+from eval_agent.schema import read_records
+
+ROW_NAMES = {
+    "sft": "SFT",
+    "sparse": "PPO (sparse reward)",
+    "progress": "SPA-RL",
+    "mean": "ablation: uniform split (mean)",
+    "random": "ablation: random split",
+    "mc": "ablation: Monte-Carlo step values",
+    "no-progress": "ablation: grounding only",
+    "no-grounding": "ablation: progress only",
+    "public-code": "public-code rewards",
+}
+ORDER = list(ROW_NAMES)
+SPLIT_ORDER = ["unseen", "seen", "test", "train"]
+
+
+def _variant(tag: str) -> str:
+    """'sft' -> 'sft'; 'ppo_offline_progress' -> 'progress'."""
+    return tag.split("_", 2)[2] if tag.startswith("ppo_") and tag.count("_") >= 2 else tag
+
+
+def collect(run: Path) -> dict[str, dict[str, dict]]:
+    """{model tag: {split: summary}} from run/eval/<tag>_<split>/summary.json."""
+    out: dict[str, dict[str, dict]] = {}
+    for s in sorted((run / "eval").glob("*/summary.json")):
+        tag, _, split = s.parent.name.rpartition("_")
+        out.setdefault(tag, {})[split] = json.loads(s.read_text())
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def main_table(results: dict[str, dict[str, dict]]) -> str:
+    splits = sorted({sp for r in results.values() for sp in r}, key=lambda s: (SPLIT_ORDER + [s]).index(s))
+    head = (
+        "| method | mode | " + " | ".join(f"{s} success % | {s} grounding % | {s} n" for s in splits) + " |"
+    )
+    lines = [head, "|" + "---|" * (2 + 3 * len(splits))]
+    tags = sorted(results, key=lambda t: (ORDER.index(_variant(t)) if _variant(t) in ORDER else 99, t))
+    for tag in tags:
+        v = _variant(tag)
+        mode = tag.split("_")[1] if tag.startswith("ppo_") else "-"
+        cells = []
+        for sp in splits:
+            m = results[tag].get(sp, {}).get("metrics")
+            cells += [_pct(m["success_rate"]), _pct(m["grounding"]), str(m["n"])] if m else ["-", "-", "-"]
+        lines.append(f"| {ROW_NAMES.get(v, v)} | {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def length_table(results: dict[str, dict[str, dict]]) -> str:
+    buckets = sorted({b for r in results.values() for s in r.values() for b in s["metrics"].get("by_length", {})},
+                     key=lambda b: int(b.split("-")[0]))  # fmt: skip
+    lines = [
+        "| method | split | " + " | ".join(f"{b} steps" for b in buckets) + " |",
+        "|" + "---|" * (2 + len(buckets)),
+    ]
+    for tag, per_split in results.items():
+        for sp, s in per_split.items():
+            bl = s["metrics"].get("by_length", {})
+            cells = [f"{_pct(bl[b]['success_rate'])} ({bl[b]['n']})" if b in bl else "-" for b in buckets]
+            lines.append(f"| {ROW_NAMES.get(_variant(tag), tag)} | {sp} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curves(run: Path, out: Path) -> Path | None:
+    logs = {p.parent.name: [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+            for p in sorted(run.glob("ppo_*/train_log.jsonl"))}  # fmt: skip
+    logs = {k: v for k, v in logs.items() if v}
+    if not logs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["score", "kl", "pg_loss", "vf_loss"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
+    for name, log in logs.items():
+        it = [x["iteration"] for x in log]
+        for ax, k in zip(axes, keys, strict=True):
+            ax.plot(it, [x.get(k) for x in log], marker=".", label=ROW_NAMES.get(_variant(name), name))
+    for ax, k in zip(axes, keys, strict=True):
+        ax.set(title=k, xlabel="PPO iteration")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _color(x: float, scale: float) -> str:
+    a = min(1.0, abs(x) / scale) if scale > 0 else 0.0
+    return f"rgba(40,160,60,{a:.2f})" if x >= 0 else f"rgba(210,50,50,{a:.2f})"
+
+
+def trajectory_page(title: str, records, values=None, fused=None, limit: int = 50) -> str:
+    """One HTML page: every trajectory step by step (action, observation, c_t, g_t, r_t), rows
+    coloured by the step's contribution c_t (or its fused reward when there is no c_t)."""
+    values, fused = values or {}, fused or {}
+    scale = max([abs(v) for r in records for v in values.get(r.key, [])] + [1e-9])
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
+        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em;width:100%}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px;vertical-align:top}"
+        "th{background:#eee}.ok{color:#1a7f37}.bad{color:#c62828}pre{margin:0;white-space:pre-wrap}</style>"
+        "</head><body><h1>" + html.escape(title) + "</h1>"
+    ]
+    for r in records[:limit]:
+        c, f = values.get(r.key), fused.get(r.key)
+        cls = "ok" if r.success else "bad"
+        parts.append(
+            f"<h3 class='{cls}'>{html.escape(r.task_id)} #{r.rollout}: "
+            f"{'success' if r.success else 'failure'}, reward {r.reward:g}, {r.n_steps} steps ({r.finish_reason})</h3>"
+            "<table><tr><th>t</th><th>action</th><th>observation</th><th>c_t</th><th>g_t</th><th>r_t</th></tr>"
+        )
+        for t, s in enumerate(r.steps):
+            ct = c[t] if c else None
+            rt = f.step_rewards[t] if f else None
+            shade = (
+                _color(ct, scale)
+                if ct is not None
+                else (_color(rt, 1.0) if rt is not None else "transparent")
+            )
+            parts.append(
+                f"<tr style='background:{shade}'><td>{t + 1}</td><td><pre>{html.escape(s.action or '(no action)')}</pre></td>"
+                f"<td><pre>{html.escape(s.observation)}</pre></td>"
+                f"<td>{'' if ct is None else f'{ct:+.3f}'}</td><td>{int(s.grounded)}</td>"
+                f"<td>{'' if rt is None else f'{rt:+.3f}'}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--max-trajectories", type=int, default=50, help="per HTML page")
+    args = ap.parse_args()
+    run = Path(args.run_dir)
+    out = run / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    results = collect(run)
+    md = [f"# Report: {run}", ""]
+    if results:
+        md += [
+            "## Results",
+            "",
+            main_table(results),
+            "",
+            "## Success by trajectory length",
+            "",
+            length_table(results),
+            "",
+        ]
+    else:
+        md += ["No evaluation summaries found under eval/.", ""]
+    timings = run / "timings.tsv"
+    if timings.exists():
+        md += ["## Stage wall times", "", "| stage | seconds |", "|---|---|"]
+        md += [f"| {a} | {b} |" for a, b in (ln.split("\t") for ln in timings.read_text().splitlines() if ln)]
+        md.append("")
+    if curves(run, out):
+        md += ["## PPO training curves", "", "![curves](curves.png)", ""]
+
+    from eval_agent.progress_data import read_step_values
+    from eval_agent.step_rewards import read_ppo_data
+
+    pages = []
+    expl = run / "exploration" / "episodes.jsonl"
+    if expl.exists():
+        sv = run / "exploration" / "step_values.jsonl"
+        values = read_step_values(sv) if sv.exists() else {}
+        pd = run / "ppo_data" / "progress.jsonl"
+        fused = {(p.task_id, p.rollout): p for p in read_ppo_data(pd)} if pd.exists() else {}
+        page = out / "trajectories_exploration.html"
+        write_text(
+            page,
+            trajectory_page(
+                f"Exploration rollouts ({run})", read_records(expl), values, fused, args.max_trajectories
+            ),
+        )
+        pages.append(page)
+    for ep in sorted((run / "eval").glob("*/episodes.jsonl")):
+        page = out / f"trajectories_{ep.parent.name}.html"
+        write_text(
+            page,
+            trajectory_page(
+                f"Evaluation {ep.parent.name} ({run})", read_records(ep), limit=args.max_trajectories
+            ),
+        )
+        pages.append(page)
+    if pages:
+        md += ["## Trajectory pages", ""] + [f"- [{p.name}]({p.name})" for p in pages] + [""]
+    write_text(out / "report.md", "\n".join(md))
+    print(f"wrote {out / 'report.md'} and {len(pages)} trajectory pages")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# PPO for one environment and one reward variant, then the LoRA merge.
+#   bash ppo/run_ppo.sh alfworld progress     (or ppo/<env>.sh VARIANT)
+# offline (PPO_MODE=offline): trains on $RUN_DIR/ppo_data/<variant>.jsonl (prm/run_prm.sh writes it);
+# online: fresh rollouts each iteration, rewarded with the estimator in $RUN_DIR/estimator.
+# Writes $RUN_DIR/ppo_<variant>/{adapter,merged}; skipped when the merged model exists.
+set -euo pipefail
+ENV_NAME="${1:?usage: run_ppo.sh ENV VARIANT [ppo/train.py flags]}"
+VARIANT="${2:?usage: run_ppo.sh ENV VARIANT}"; shift 2
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+load_config "$ENV_NAME"
+: "${PPO_BASE:=$RUN_DIR/sft/model}"
+: "${PPO_DIR:=$RUN_DIR/ppo_${PPO_MODE}_$VARIANT}"
+: "${NUM_GPUS:=1}"
+if [[ -f "$PPO_DIR/merged/config.json" ]]; then
+  echo "[ppo] $PPO_DIR/merged exists; skipping"; exit 0
+fi
+args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "$VARIANT"
+      --iterations "$PPO_ITERS" --rollouts-per-iteration "$PPO_ROLLOUTS" --ppo-epochs "$PPO_EPOCHS"
+      --minibatch-size "$PPO_MB" --grad-accum "$PPO_ACCUM" --lr "$PPO_LR" --kl-coef "$PPO_KL"
+      --kl-target "$PPO_KL_TARGET" --step-weighting "${PPO_STEP_WEIGHTING:-none}" --seed "${SEED:-0}")
+if [[ "$PPO_MODE" == offline ]]; then
+  args+=(--data "$RUN_DIR/ppo_data/$VARIANT.jsonl")
+else
+  args+=(--env "$ENV_NAME" --estimator "$RUN_DIR/estimator/estimator" --temperature "$EXPLORE_TEMPERATURE"
+         --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --gen-batch-size "$BATCH_SIZE")
+  [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
+fi
+echo "[ppo] $ENV_NAME/$VARIANT ($PPO_MODE): $PPO_BASE -> $PPO_DIR (profile $PROFILE)"
+if (( NUM_GPUS > 1 )); then
+  "$PY" -m accelerate.commands.launch --num_processes "$NUM_GPUS" ppo/train.py "${args[@]}" "$@"
+else
+  "$PY" ppo/train.py "${args[@]}" "$@"
+fi
+"$PY" ppo/merge.py --model "$PPO_BASE" --adapter "$PPO_DIR/adapter" --output "$PPO_DIR/merged"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole pipeline for one environment and profile:
+#   SFT -> exploration -> progress estimator + fused rewards -> PPO per variant -> merge ->
+#   evaluation (SFT and every PPO model) -> report.
+#   PROFILE=demo bash scripts/run_pipeline.sh [ENV]        (ENV defaults to alfworld)
+# Every stage skips work whose output already exists, so a rerun resumes. Stage wall times go to
+# $RUN_DIR/timings.tsv.
+set -euo pipefail
+ENV_NAME="${1:-alfworld}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+load_config "$ENV_NAME"
+export PROFILE RUN_DIR
+mkdir -p "$RUN_DIR"
+TIMINGS="$RUN_DIR/timings.tsv"
+stage() {  # stage NAME command...
+  local name="$1" t0; shift
+  t0=$(date +%s)
+  echo "=== [$name] $(date -u +%H:%M:%S)"
+  "$@"
+  printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMINGS"
+}
+: > "$TIMINGS"
+stage sft bash sft/run_sft.sh "$ENV_NAME"
+stage exploration bash exploration/run_explore.sh "$ENV_NAME"
+stage estimator bash prm/run_prm.sh "$ENV_NAME"
+for variant in $PPO_VARIANTS; do
+  stage "ppo_$variant" bash ppo/run_ppo.sh "$ENV_NAME" "$variant"
+done
+stage eval_sft env MODEL="$RUN_DIR/sft/model" EVAL_DIR="$RUN_DIR/eval/sft" bash eval/run_eval.sh "$ENV_NAME"
+for variant in $PPO_VARIANTS; do
+  stage "eval_$variant" env MODEL="$RUN_DIR/ppo_${PPO_MODE}_$variant/merged" \
+    EVAL_DIR="$RUN_DIR/eval/ppo_${PPO_MODE}_$variant" bash eval/run_eval.sh "$ENV_NAME"
+done
+stage report "$PY" eval/report.py --run-dir "$RUN_DIR"
+echo "stage seconds:"; cat "$TIMINGS"
