@@ -15,7 +15,7 @@ import time
 from types import SimpleNamespace
 
 import torch
-from train import RolloutDataset, predict, regression_report, train_head_on_cached_features
+from train import RolloutDataset, cache_features, fit_head, predict_cached, regression_report
 
 from eval_agent.backends.hf import load_tokenizer
 from eval_agent.progress import EstimatorConfig, ProgressEstimator
@@ -64,6 +64,7 @@ def main() -> None:
     cfg = EstimatorConfig(args.model, head=args.head, backbone="frozen", mlp_hidden=args.mlp_hidden)
     base = ProgressEstimator.create(cfg)
     targets = [x["target"] for x in items]
+    feats, target_t = cache_features(base, Subset(items), collate)  # the backbone is read once
     preds, baselines = [0.0] * len(items), [0.0] * len(items)
     hp = SimpleNamespace(learning_rate=args.lr, weight_decay=0.0, seed=args.seed,
                          per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs, logging_steps=10**9)  # fmt: skip
@@ -74,8 +75,8 @@ def main() -> None:
             continue
         torch.manual_seed(args.seed + k)
         model = ProgressEstimator(cfg, base.lm)  # shares the frozen backbone, fresh head
-        train_head_on_cached_features(model, Subset([items[i] for i in train]), collate, hp)
-        for i, p in zip(held, predict(model, Subset([items[i] for i in held]), collate), strict=True):
+        fit_head(model, [feats[i] for i in train], [target_t[i] for i in train], hp)
+        for i, p in zip(held, predict_cached(model, [feats[i] for i in held]), strict=True):
             preds[i] = p
             baselines[i] = sum(targets[j] for j in train) / len(train)
     rep = regression_report(preds, targets, 0.0)

@@ -65,13 +65,12 @@ def predict(model: ProgressEstimator, data: Dataset, collate, batch_size: int = 
     return preds
 
 
-def train_head_on_cached_features(
-    model: ProgressEstimator, data: Dataset, collate, args: TrainingArguments
-) -> list[dict]:
-    """Frozen backbone: read the backbone once at every step position, then fit the head alone on the
-    cached features for many cheap epochs (AdamW, the run's lr / epochs / batch size / weight decay)."""
+def cache_features(
+    model: ProgressEstimator, data: Dataset, collate
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The frozen backbone's last hidden state at every step position, per rollout, and the targets."""
     model.eval()
-    feats, rows, targets = [], [], []
+    feats, targets = [], []
     with torch.no_grad():
         for i in range(len(data)):
             b = collate([data[i]])
@@ -79,8 +78,12 @@ def train_head_on_cached_features(
                 input_ids=b["input_ids"], attention_mask=b["attention_mask"]
             ).last_hidden_state
             feats.append(hidden[b["step_index"][:, 0], b["step_index"][:, 1]])
-            rows.append(len(feats[-1]))
             targets.append(b["target"][0])
+    return feats, targets
+
+
+def fit_head(model: ProgressEstimator, feats: list, targets: list, args) -> list[dict]:
+    """Fit the head alone on cached features (AdamW, the run's lr / epochs / batch size / weight decay)."""
     head_in = model.lm.get_output_embeddings() if model.cfg.head == "vocab-linear" else torch.nn.Identity()
     opt = torch.optim.AdamW(model.head.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     g = torch.Generator().manual_seed(args.seed)
@@ -101,6 +104,20 @@ def train_head_on_cached_features(
             history.append({"epoch": epoch + 1, "loss": total / len(order)})
             print(history[-1])
     return history
+
+
+@torch.no_grad()
+def predict_cached(model: ProgressEstimator, feats: list) -> list[float]:
+    head_in = model.lm.get_output_embeddings() if model.cfg.head == "vocab-linear" else torch.nn.Identity()
+    return [model.head(head_in(f)).squeeze(-1).sum().item() for f in feats]
+
+
+def train_head_on_cached_features(
+    model: ProgressEstimator, data: Dataset, collate, args: TrainingArguments
+) -> list[dict]:
+    """Frozen backbone: read the backbone once at every step position, then fit the head alone on the
+    cached features for many cheap epochs."""
+    return fit_head(model, *cache_features(model, data, collate), args)
 
 
 def regression_report(preds: list[float], targets: list[float], baseline: float) -> dict:
