@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 from pathlib import Path
 
-from eval_agent.schema import read_records
+from eval_agent.schema import read_records, write_text_atomic
 
 ROW_NAMES = {
     "sft": "SFT",
@@ -156,12 +155,6 @@ def trajectory_page(title: str, records, values=None, fused=None, limit: int = 5
     return "".join(parts)
 
 
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", required=True)
@@ -204,7 +197,7 @@ def main() -> None:
         pd = run / "ppo_data" / "progress.jsonl"
         fused = {(p.task_id, p.rollout): p for p in read_ppo_data(pd)} if pd.exists() else {}
         page = out / "trajectories_exploration.html"
-        write_text(
+        write_text_atomic(
             page,
             trajectory_page(
                 f"Exploration rollouts ({run})", read_records(expl), values, fused, args.max_trajectories
@@ -213,7 +206,7 @@ def main() -> None:
         pages.append(page)
     for ep in sorted((run / "eval").glob("*/episodes.jsonl")):
         page = out / f"trajectories_{ep.parent.name}.html"
-        write_text(
+        write_text_atomic(
             page,
             trajectory_page(
                 f"Evaluation {ep.parent.name} ({run})", read_records(ep), limit=args.max_trajectories
@@ -222,7 +215,7 @@ def main() -> None:
         pages.append(page)
     if pages:
         md += ["## Trajectory pages", ""] + [f"- [{p.name}]({p.name})" for p in pages] + [""]
-    write_text(out / "report.md", "\n".join(md))
+    write_text_atomic(out / "report.md", "\n".join(md))
     print(f"wrote {out / 'report.md'} and {len(pages)} trajectory pages")
 
 

@@ -3,7 +3,6 @@ plus the step-values file the estimator writes beside the rollouts."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import torch
 
 from eval_agent.chat import render_chat
-from eval_agent.schema import RecordError, TrajectoryRecord
+from eval_agent.schema import RecordError, TrajectoryRecord, json_lines
 from eval_agent.step_rewards import final_reward
 from eval_agent.training import pad_right
 
@@ -51,14 +50,7 @@ def read_step_values(path: str | Path) -> dict[tuple[str, int], list[float]]:
     if not path.exists():
         raise FileNotFoundError(f"step values {path} do not exist (run prm/infer.py)")
     out: dict[tuple[str, int], list[float]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{where}: not valid JSON ({e.msg})") from None
+    for where, d in json_lines(path):
         if (
             not isinstance(d, dict)
             or not isinstance(d.get("task_id"), str)

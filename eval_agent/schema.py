@@ -144,14 +144,7 @@ def read_records(path: str | Path, repair_torn_tail: bool = False) -> list[Traje
             f.truncate(cut)
         raw = raw[:cut]
     records, seen = [], set()
-    for n, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{where}: not valid JSON ({e.msg})") from None
+    for where, d in json_lines(path, raw.decode("utf-8")):
         rec = record_from_dict(d, where)
         if rec.key in seen:
             raise RecordError(f"{where}: duplicate record for task {rec.task_id!r} rollout {rec.rollout}")
@@ -184,10 +177,33 @@ class RecordWriter:
         self.close()
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON to a temporary file and rename it into place."""
+def json_lines(path: str | Path, text: str | None = None):
+    """Yield ``("<path>:<line>", object)`` for every non-blank line of a JSONL file (or of ``text``);
+    a line that is not JSON raises RecordError naming the file and line."""
+    if text is None:
+        text = Path(path).read_text(encoding="utf-8")
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{where}: not valid JSON ({e.msg})") from None
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place (no torn file on a kill)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_jsonl_atomic(path: str | Path, lines: list[str]) -> None:
+    write_text_atomic(path, "".join(ln + "\n" for ln in lines))
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval_agent.schema import RecordError, TrajectoryRecord
+from eval_agent.schema import RecordError, TrajectoryRecord, json_lines
 
 VARIANTS = ("progress", "sparse", "mean", "random", "mc", "no-progress", "no-grounding", "public-code")
 NEEDS_ESTIMATOR = ("progress", "no-grounding")
@@ -153,14 +153,7 @@ def read_ppo_data(path: str | Path) -> list[PPORecord]:
     if not path.exists():
         raise FileNotFoundError(f"PPO data {path} does not exist (make it with prm/fuse_rewards.py)")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{where}: not valid JSON ({e.msg})") from None
+    for where, d in json_lines(path):
         if not isinstance(d, dict):
             raise RecordError(f"{where}: a record must be an object")
         for name, kind in (("env", str), ("task_id", str), ("rollout", int), ("messages", list),

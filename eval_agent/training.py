@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from eval_agent.schema import write_jsonl_atomic
+
 IGNORE_INDEX = -100  # label value the loss skips
 
 
@@ -79,10 +81,20 @@ def publish_dir(tmp: Path, final: Path) -> None:
 
 
 def write_log_history(path: str | Path, history: list[dict[str, Any]]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-    os.replace(tmp, path)
+    write_jsonl_atomic(path, [json.dumps(h) for h in history])
+
+
+class ListDataset(torch.utils.data.Dataset):
+    """A list of ready examples as a torch dataset."""
+
+    def __init__(self, items: list):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
 
 
 def command_line() -> str:

@@ -48,7 +48,7 @@ from eval_agent.rl import (
 )
 from eval_agent.schema import write_json_atomic
 from eval_agent.step_rewards import read_ppo_data
-from eval_agent.training import command_line, publish_dir
+from eval_agent.training import command_line, publish_dir, write_log_history
 
 
 @dataclass
@@ -252,9 +252,7 @@ def main() -> None:
         log.append(stats)
         bar.set_postfix(score=f"{stats['score']:.3f}", kl=f"{stats['kl']:.3f}", pg=f"{stats['pg_loss']:.3f}")
         if accelerator.is_main_process:
-            (out).mkdir(parents=True, exist_ok=True)
-            with open(out / "train_log.jsonl", "w") as f:
-                f.write("".join(json.dumps(x) + "\n" for x in log))
+            write_log_history(out / "train_log.jsonl", log)
             if (it + 1) % cfg.save_every == 0 and it + 1 < cfg.iterations:
                 tmp = out / "checkpoint.partial"
                 unwrapped.save(tmp / "adapter")

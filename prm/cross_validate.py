@@ -21,18 +21,7 @@ from eval_agent.backends.hf import load_tokenizer
 from eval_agent.progress import EstimatorConfig, ProgressEstimator
 from eval_agent.progress_data import StepCollator
 from eval_agent.schema import write_json_atomic
-from eval_agent.training import command_line
-
-
-class Subset(torch.utils.data.Dataset):
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
+from eval_agent.training import ListDataset, command_line
 
 
 def main() -> None:
@@ -64,7 +53,7 @@ def main() -> None:
     cfg = EstimatorConfig(args.model, head=args.head, backbone="frozen", mlp_hidden=args.mlp_hidden)
     base = ProgressEstimator.create(cfg)
     targets = [x["target"] for x in items]
-    feats, target_t = cache_features(base, Subset(items), collate)  # the backbone is read once
+    feats, target_t = cache_features(base, ListDataset(items), collate)  # the backbone is read once
     preds, baselines = [0.0] * len(items), [0.0] * len(items)
     hp = SimpleNamespace(learning_rate=args.lr, weight_decay=0.0, seed=args.seed,
                          per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs, logging_steps=10**9)  # fmt: skip

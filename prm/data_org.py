@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from eval_agent.schema import read_records, write_json_atomic
+from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
 
 
@@ -49,9 +49,7 @@ def main() -> None:
         "val": [r for r in kept if r.task_id in val_tasks],
     }
     for name, recs in sides.items():
-        tmp = out / f".{name}.jsonl.tmp"
-        tmp.write_text("".join(r.to_json() + "\n" for r in recs), encoding="utf-8")
-        tmp.replace(out / f"{name}.jsonl")
+        write_jsonl_atomic(out / f"{name}.jsonl", [r.to_json() for r in recs])
     info = {
         "rollouts": args.rollouts,
         "read": len(records),

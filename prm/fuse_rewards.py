@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from eval_agent.progress_data import read_step_values
-from eval_agent.schema import read_records, write_json_atomic
+from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import (
     DEFAULT_BETA,
     NEEDS_ESTIMATOR,
@@ -80,10 +79,7 @@ def main() -> None:
         raise SystemExit(f"no rollouts left to write (skipped: {skipped})")
 
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(p.to_json() + "\n" for p in fused), encoding="utf-8")
-    os.replace(tmp, out)
+    write_jsonl_atomic(out, [p.to_json() for p in fused])
     all_r = [x for p in fused for x in p.step_rewards]
     info = {
         "variant": args.variant,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 from eval_agent.backends.hf import load_tokenizer, pick_device
 from eval_agent.progress import ProgressEstimator, estimate_step_values
-from eval_agent.schema import read_records, write_json_atomic
+from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
 
 
@@ -50,10 +49,7 @@ def main() -> None:
     ]
     missing = sum(cut for _, cut in results)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(ln + "\n" for ln in lines))
-    os.replace(tmp, out)
+    write_jsonl_atomic(out, lines)
     write_json_atomic(
         out.with_suffix(".info.json"),
         {

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 from envs import load_tasks
 from eval_agent.backends import GenerationConfig, make_policy
 from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
-from eval_agent.schema import read_records, write_json_atomic
+from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
 
 
@@ -76,9 +75,7 @@ def main() -> None:
         lines.append(
             json.dumps({"task_id": r.task_id, "rollout": r.rollout, "values": v, "reward": final_reward(r)})
         )
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(ln + "\n" for ln in lines))
-    os.replace(tmp, out)
+    write_jsonl_atomic(out, lines)
     write_json_atomic(
         out.with_suffix(".info.json"),
         {

@@ -17,6 +17,7 @@ from eval_agent.progress_data import StepCollator, encode_rollout, read_step_val
 from eval_agent.react import parse_reply
 from eval_agent.schema import RecordError, StepRecord, TrajectoryRecord
 from eval_agent.step_rewards import VARIANTS, fuse, read_ppo_data, step_values
+from eval_agent.training import ListDataset
 
 REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
 TINY = str(REPO / "models" / "tiny-llama")
@@ -37,17 +38,6 @@ def record_from_expert(task, n_steps=None, success=True, rollout=0, grounded=Non
         messages=msgs, prefix_len=prefix, steps=steps, reward=float(success), success=success,
         n_steps=n, finish_reason="success" if success else "max_steps",
     )  # fmt: skip
-
-
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 @pytest.fixture(scope="module")
