@@ -12,6 +12,7 @@ for split in $EVAL_SPLITS; do
         --temperature "$TEMPERATURE" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS"
         --batch-size "$BATCH_SIZE" --output-dir "${EVAL_DIR}_$split")
   [[ -n "${NUM_TASKS:-}" ]] && args+=(--num-tasks "$NUM_TASKS")
+  [[ -n "${EVAL_TASK_TYPES:-}" ]] && args+=(--task-types "$EVAL_TASK_TYPES")
   [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")
   [[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
   echo "[eval] $ENV_NAME/$split: $MODEL (profile $PROFILE)"

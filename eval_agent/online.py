@@ -26,7 +26,7 @@ class OnlineSource:
                 f"online PPO supports --variant {'/'.join(ONLINE_VARIANTS)}, got {cfg.variant!r}"
             )
         self.cfg, self.tokenizer, self.policy = cfg, tokenizer, policy
-        tasks = select_tasks(cfg.env, "train", cfg.num_tasks, "random", cfg.seed)
+        tasks = select_tasks(cfg.env, "train", cfg.num_tasks, "random", cfg.seed, cfg.task_types)
         self.tasks = tasks[accelerator.process_index :: accelerator.num_processes]
         self.rank = accelerator.process_index
         self.rng = random.Random(cfg.seed + self.rank)

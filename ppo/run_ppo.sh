@@ -25,6 +25,7 @@ else
   args+=(--env "$ENV_NAME" --estimator "$RUN_DIR/estimator/estimator" --temperature "$EXPLORE_TEMPERATURE"
          --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --gen-batch-size "$BATCH_SIZE")
   [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
+  [[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
 fi
 echo "[ppo] $ENV_NAME/$VARIANT ($PPO_MODE): $PPO_BASE -> $PPO_DIR (profile $PROFILE)"
 if (( NUM_GPUS > 1 )); then

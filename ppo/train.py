@@ -62,6 +62,7 @@ class PPOConfig:
     estimator: str = ""  # frozen progress estimator folder (variants that need it)
     variant: str = "progress"  # step-value variant for online rewards
     num_tasks: int | None = None  # training tasks to draw from (None: all)
+    task_types: str | None = None  # comma-separated task types to draw from (None: all)
     temperature: float = 0.7
     max_steps: int | None = None
     max_new_tokens: int = 128

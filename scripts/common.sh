@@ -20,4 +20,8 @@ load_config() {  # load_config ENV_NAME
   # shellcheck disable=SC1090
   source "$env_cfg"
   : "${RUN_DIR:=runs/$PROFILE/$1}"
+  # A profile may cap the environment's step limit (the demo does, to fit its time budget).
+  if [[ -n "${MAX_STEPS_CAP:-}" && -n "${MAX_STEPS:-}" ]] && (( MAX_STEPS > MAX_STEPS_CAP )); then
+    MAX_STEPS="$MAX_STEPS_CAP"
+  fi
 }

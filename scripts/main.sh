@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: set up, then run the pipeline for the profile (default: demo).
-# For now the pipeline is the evaluation of the default model on ALFWorld; later stages are added
-# as they land (see README "Stages").
+# The main job: set up, then run the whole pipeline (SFT -> exploration -> progress estimator ->
+# PPO -> merge -> evaluation -> report) for one environment and profile.
+#   bash scripts/main.sh                      (demo profile on ALFWorld: CPU, well under an hour)
+#   PROFILE=gpu bash scripts/main.sh alfworld
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-PROFILE="${PROFILE:-demo}" bash eval/alfworld.sh
+PROFILE="${PROFILE:-demo}" bash scripts/run_pipeline.sh "${1:-alfworld}"
