@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# The report test screenshots its HTML in headless Chromium: Debian's package, when we may install it.
+if [[ "${SPA_SKIP_BROWSER:-0}" != "1" ]] && ! command -v chromium >/dev/null 2>&1 \
+   && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "[test] installing Debian's chromium (for tests/test_report.py)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 PY=.venv/bin/python
 [[ "${SPA_SYSTEM_PYTHON:-0}" == "1" ]] && PY="$(command -v python3)"
 "$PY" -m ruff check .

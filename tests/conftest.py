@@ -55,3 +55,43 @@ def tiny_policy():
     from eval_agent.backends.hf import HFPolicy
 
     return HFPolicy(TINY, device="cpu", batch_size=4)
+
+
+def _find_chromium() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def screenshot(tmp_path_factory):
+    """``screenshot(html_path, png_path, width, height)``: render a page in headless Chromium.
+    ``scripts/test.sh`` installs Debian's chromium where it can; without one the test is skipped, except
+    under CI, where a missing browser is a failure."""
+    import os
+    import subprocess
+
+    exe = _find_chromium()
+    if exe is None:
+        msg = "no chromium on PATH (scripts/test.sh installs Debian's chromium when run as root)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+    def shoot(page, png, width: int = 1200, height: int = 1600):
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        # The background-networking flags keep Chromium from reaching out on a closed network.
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
+               f"--screenshot={png}", page.resolve().as_uri()]  # fmt: skip
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and png.exists(), f"chromium failed: {res.stderr[-2000:]}"
+        import matplotlib.image
+
+        return matplotlib.image.imread(png)  # (height, width, channels) floats in [0, 1]
+
+    return shoot

@@ -10,7 +10,7 @@ REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("alfworld_ready")]
 
 
-def test_tiny_pipeline_end_to_end(tmp_path):
+def test_tiny_pipeline_end_to_end(tmp_path, screenshot):
     run = tmp_path / "run"
     env = dict(os.environ, PROFILE="tiny", RUN_DIR=str(run), SFT_DATA=str(tmp_path / "sft.json"))
     res = subprocess.run(
@@ -28,6 +28,8 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert "unseen success %" in report and "seen grounding %" in report
     page = (run / "report" / "trajectories_exploration.html").read_text()
     assert "<th>c_t</th>" in page and page.count("<h3") == 4
+    img = screenshot(run / "report" / "trajectories_exploration.html", tmp_path / "exploration.png")
+    assert (img[..., :3] < 0.5).any() and (img[..., :3] > 0.9).any()  # the page rendered, with text
     # A rerun finds every output in place and redoes no training.
     again = subprocess.run(
         ["bash", "scripts/run_pipeline.sh", "alfworld"], cwd=REPO, env=env, capture_output=True, text=True
