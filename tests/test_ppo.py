@@ -168,3 +168,28 @@ def test_two_process_cpu_ppo_step(tmp_path, smol_tokenizer):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["iterations"] == 1
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("alfworld_ready")
+def test_online_ppo_samples_fresh_rollouts_and_rewards_them(tmp_path):
+    from eval_agent.progress import EstimatorConfig, ProgressEstimator
+    from eval_agent.schema import read_records
+
+    est = tmp_path / "estimator"
+    ProgressEstimator.create(EstimatorConfig(TINY, head="mlp", backbone="frozen", mlp_hidden=16)).save(est)
+    out = tmp_path / "online"
+    cmd = [sys.executable, "ppo/train.py", "--mode", "online", "--model", TINY, "--env", "alfworld",
+           "--estimator", str(est), "--variant", "progress", "--num-tasks", "2", "--task-types", "pick",
+           "--iterations", "2", "--rollouts-per-iteration", "2", "--max-steps", "2", "--max-new-tokens", "8",
+           "--gen-batch-size", "2", "--output-dir", str(out)]  # fmt: skip
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = [json.loads(ln) for ln in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [1, 2]
+    assert all("rollout_success" in r and "rollout_grounding" in r for r in log)
+    # Each iteration played two fresh episodes of pick tasks from the training split.
+    recs = read_records(out / "online_rollouts.jsonl")
+    assert len(recs) == 4 and {r.meta["iteration"] for r in recs} == {0, 1}
+    assert all(r.split == "train" and r.task_type == "pick" and 1 <= r.n_steps <= 2 for r in recs)
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
