@@ -13,6 +13,7 @@ fi
 PROFILE="${PROFILE:-demo}"
 load_config() {  # load_config ENV_NAME
   local env_cfg="$REPO/scripts/configs/$1.sh" prof="$REPO/scripts/profiles/$PROFILE.sh"
+  ENV_NAME="$1"  # profiles may choose per environment
   [[ -f "$env_cfg" ]] || { echo "no config $env_cfg" >&2; exit 2; }
   [[ -f "$prof" ]] || { echo "unknown PROFILE=$PROFILE (scripts/profiles/: $(ls "$REPO/scripts/profiles" | tr '\n' ' '))" >&2; exit 2; }
   # shellcheck disable=SC1090

@@ -13,7 +13,9 @@
 # because the demo takes only a few optimizer steps. 64 trajectories of all types leave a 135M model
 # at 0% success (results/README.md), so the demo trains and explores one task type (pick, the
 # shortest); empty = all types, as the gpu and paper profiles do.
-: "${SFT_TASK_TYPES=pick}"          # set it empty (SFT_TASK_TYPES=) for all types
+if [[ "${ENV_NAME:-}" == alfworld ]]; then
+  : "${SFT_TASK_TYPES=pick}"        # set it empty (SFT_TASK_TYPES=) for all types
+fi
 : "${SFT_NUM_TRAJ:=64}"
 : "${SFT_EPOCHS:=1}"
 : "${SFT_LR:=1e-4}"
@@ -26,8 +28,8 @@
 : "${EXPLORE_TASKS:=8}"
 : "${EXPLORE_M:=2}"
 : "${EXPLORE_BATCH:=16}"
-: "${EXPLORE_TASK_TYPES=$SFT_TASK_TYPES}"
-: "${EVAL_TASK_TYPES=$SFT_TASK_TYPES}"
+: "${EXPLORE_TASK_TYPES=${SFT_TASK_TYPES:-}}"
+: "${EVAL_TASK_TYPES=${SFT_TASK_TYPES:-}}"
 : "${EXPLORE_TEMPERATURE:=0.7}"
 : "${PRM_HEAD:=mlp}"
 : "${PRM_BACKBONE:=frozen}"
