@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envs.base import Env, EnvError, StepResult, Task
 
-ENV_NAMES = ("alfworld",)
+ENV_NAMES = ("alfworld", "virtualhome", "webshop")
 
 
 def load_tasks(env: str, split: str, limit: int | None = None) -> list[Task]:
@@ -13,6 +13,14 @@ def load_tasks(env: str, split: str, limit: int | None = None) -> list[Task]:
         from envs.alfworld import load_tasks as _load
 
         return _load(split, limit=limit)
+    if env == "virtualhome":
+        from envs.virtualhome import load_tasks as _load_vh
+
+        return _load_vh(split, limit=limit)
+    if env == "webshop":
+        from envs.webshop import load_tasks as _load_ws
+
+        return _load_ws(split, limit=limit)
     raise EnvError(f"unknown environment {env!r}; known: {', '.join(ENV_NAMES)}")
 
 
@@ -22,6 +30,14 @@ def expert_trajectory(task: Task) -> tuple[str, list[tuple[str, str]]]:
         from envs.alfworld import expert_trajectory as _expert
 
         return _expert(task)
+    if task.env == "virtualhome":
+        from envs.virtualhome import expert_trajectory as _expert_vh
+
+        return _expert_vh(task)
+    if task.env == "webshop":
+        from envs.webshop import expert_trajectory as _expert_ws
+
+        return _expert_ws(task)
     raise EnvError(f"no expert trajectories for environment {task.env!r}")
 
 
@@ -31,6 +47,14 @@ def make_env(env: str, **kwargs) -> Env:
         from envs.alfworld import AlfWorldEnv
 
         return AlfWorldEnv(**kwargs)
+    if env == "virtualhome":
+        from envs.virtualhome import VirtualHomeEnv
+
+        return VirtualHomeEnv(**kwargs)
+    if env == "webshop":
+        from envs.webshop import WebShopEnv
+
+        return WebShopEnv(**kwargs)
     raise EnvError(f"unknown environment {env!r}; known: {', '.join(ENV_NAMES)}")
 
 

@@ -52,10 +52,12 @@ class EvalConfig:
 
 HELP = {
     "env": "environment name",
-    "split": "task split (alfworld: train, seen, unseen)",
+    "split": "task split (alfworld: train, seen, unseen; webshop: train, test, human; "
+    "virtualhome: train, seen, unseen = test)",
     "num_tasks": "play N tasks of the split (see --task-sample)",
     "task_sample": "first: the split's first N tasks; random: N drawn without replacement (seeded)",
-    "task_types": "keep only these task types, comma-separated (alfworld: pick,examine,clean,heat,cool,pick_two)",
+    "task_types": "keep only these task types, comma-separated (alfworld: pick,examine,clean,heat,cool,pick_two; "
+    "webshop: beauty,electronics,fashion,garden,grocery; virtualhome: the task title in snake case, e.g. watch_tv)",
     "n_rollouts": "rollouts per task (use temperature > 0 for different rollouts)",
     "temperature": "sampling temperature; 0 = greedy",
     "batch_size": "episodes advanced together (one batched generate call per step)",

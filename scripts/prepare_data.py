@@ -131,7 +131,32 @@ def prepare_alfworld(mirror: Path | None, force: bool) -> None:
     log(f"alfworld: {counts} game folders at {dest} ({time.time() - t0:.0f}s)")
 
 
-PREPARERS = {"alfworld": prepare_alfworld}
+def prepare_virtualhome(mirror: Path | None, force: bool) -> None:
+    """Tasks built from the installed virtualhome-eval package (rules: envs/virtualhome/data.py)."""
+    from envs.base import EnvError
+    from envs.virtualhome.prepare import prepare
+
+    try:
+        prepare(data_dir() / "virtualhome", mirror, force, log)
+    except EnvError as e:
+        raise SystemExit(str(e)) from e
+
+
+def prepare_webshop(mirror: Path | None, force: bool) -> None:
+    """Products, goals, splits and search text from the 1000-product files (rules: envs/webshop/)."""
+    from envs.base import EnvError
+    from envs.webshop.prepare import MIRROR_FILES, prepare
+
+    if mirror is not None:
+        present = [f"webshop/{n}" for n in MIRROR_FILES.values() if (mirror / "webshop" / n).exists()]
+        check_manifest(mirror, present)
+    try:
+        prepare(data_dir() / "webshop", mirror, force, log)
+    except EnvError as e:
+        raise SystemExit(str(e)) from e
+
+
+PREPARERS = {"alfworld": prepare_alfworld, "virtualhome": prepare_virtualhome, "webshop": prepare_webshop}
 
 
 def main() -> None:

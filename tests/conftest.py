@@ -42,6 +42,11 @@ def alfworld_ready():
 
 
 @pytest.fixture(scope="session")
+def virtualhome_ready():
+    _require(data_dir() / "virtualhome" / ".ready", "VirtualHome tasks")
+
+
+@pytest.fixture(scope="session")
 def smol_tokenizer():
     _require(SMOL, "SmolLM2 model folder")
     from eval_agent.backends.hf import load_tokenizer

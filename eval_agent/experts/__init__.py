@@ -17,6 +17,14 @@ def write_thoughts(env: str, first_observation: str, actions: list[str]) -> list
         from eval_agent.experts.alfworld import thoughts
 
         return thoughts(first_observation, actions)
+    if env == "webshop":
+        from eval_agent.experts.webshop import thoughts as webshop_thoughts
+
+        return webshop_thoughts(first_observation, actions)
+    if env == "virtualhome":
+        from eval_agent.experts.virtualhome import thoughts as virtualhome_thoughts
+
+        return virtualhome_thoughts(first_observation, actions)
     raise KeyError(f"no expert thought writer for environment {env!r}")
 
 

@@ -40,6 +40,14 @@ def get_prompt(env: str) -> PromptSpec:
         from eval_agent.prompts.alfworld import PROMPT
 
         return PROMPT
+    if env == "webshop":
+        from eval_agent.prompts.webshop import PROMPT as WEBSHOP_PROMPT
+
+        return WEBSHOP_PROMPT
+    if env == "virtualhome":
+        from eval_agent.prompts.virtualhome import PROMPT as VIRTUALHOME_PROMPT
+
+        return VIRTUALHOME_PROMPT
     raise KeyError(f"no prompt for environment {env!r}")
 
 
