@@ -29,6 +29,7 @@ from pathlib import Path
 from envs.base import EnvError
 from envs.virtualhome.actions import parse_command
 from envs.virtualhome.goals import Goal, derived_goal, package_goal, satisfied, unmet
+from envs.virtualhome.world import World
 
 PACKAGE = "virtualhome_eval"
 PACKAGE_VERSION = "0.1.1"
@@ -129,8 +130,6 @@ def slug(title: str) -> str:
 
 def build_task(program_id: str) -> tuple[dict | None, str | None, dict]:
     """One task record, or (None, drop reason, details). Runs the program through the environment."""
-    from envs.virtualhome.world import World
-
     try:
         title, description, script = parse_program(program_path(program_id).read_text(), f"file{program_id}")
     except ValueError as e:

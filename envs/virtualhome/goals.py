@@ -25,8 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from virtualhome_eval.simulation.evolving_graph.environment import Relation
-
 DERIVED_RELATIONS = frozenset({"ON", "INSIDE", "HOLDS_RH", "HOLDS_LH", "SITTING"})
 _SAME = {
     "HOLDS_RH": ("HOLDS_RH", "HOLDS_LH"),
@@ -106,7 +104,7 @@ def derived_goal(init: dict, final: dict, touched: set[int], char_id: int) -> Go
 
 
 def _relation_holds(world, a: int, rel: str, b: int) -> bool:
-    return any(world.has_edge(a, Relation[r], b) for r in _SAME.get(rel, (rel,)))
+    return any(world.has_edge(a, r, b) for r in _SAME.get(rel, (rel,)))
 
 
 def unmet(goal: Goal, world, done_actions: list[str]) -> list[str]:

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from envs.base import EnvError
-
 # Bump when the build rules change (naming, goals, splits), so that set-up rebuilds the task file.
 BUILD_VERSION = 1
 
@@ -53,14 +51,9 @@ def prepare(dest: Path, mirror: Path | None, force: bool, log: Callable[[str], N
             log(f"virtualhome: ready at {dest}")
             return info
         log("virtualhome: task file is from another package version or build; rebuilding")
-    try:
-        from envs.virtualhome.data import build_all
-    except ImportError as e:
-        raise EnvError(
-            "cannot import the VirtualHome simulator (virtualhome_eval): run `bash scripts/setup.sh`, "
-            f"which installs virtualhome-eval with --no-deps ({e})"
-        ) from e
     from tqdm import tqdm
+
+    from envs.virtualhome.data import build_all  # raises EnvError if the simulator is missing
 
     t0 = time.time()
     _check_mirror(mirror, log)

@@ -11,19 +11,27 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from virtualhome_eval.simulation.evolving_graph.common import TimeMeasurement
-from virtualhome_eval.simulation.evolving_graph.environment import (
-    EnvironmentGraph,
-    EnvironmentState,
-    GraphNode,
-    Property,
-    Relation,
-    State,
-)
-from virtualhome_eval.simulation.evolving_graph.execution import ExecutionInfo, ScriptExecutor
-from virtualhome_eval.simulation.evolving_graph.scripts import Action, Script, ScriptLine, ScriptObject
-
+from envs.base import EnvError
 from envs.virtualhome.actions import LOOK_AROUND, Command, format_command, normalize
+
+try:
+    from virtualhome_eval.simulation.evolving_graph.common import TimeMeasurement
+    from virtualhome_eval.simulation.evolving_graph.environment import (
+        EnvironmentGraph,
+        EnvironmentState,
+        GraphNode,
+        Property,
+        Relation,
+        State,
+    )
+    from virtualhome_eval.simulation.evolving_graph.execution import ExecutionInfo, ScriptExecutor
+    from virtualhome_eval.simulation.evolving_graph.scripts import Action, Script, ScriptLine, ScriptObject
+except ImportError as e:  # say how to get it, rather than a bare ModuleNotFoundError
+    raise EnvError(
+        "the VirtualHome simulator (package virtualhome-eval==0.1.1) is not importable: run "
+        f"`bash scripts/setup.sh`, which installs it with --no-deps ({e})"
+    ) from e
+
 
 # Never listed: the building itself. They keep their names (a program may still use one).
 HIDDEN_CATEGORIES = frozenset({"Walls", "Ceiling", "Floor", "Floors", "Rooms", "Characters"})
@@ -74,8 +82,9 @@ class World:
     def node(self, node_id: int) -> GraphNode | None:
         return self.state.get_node(node_id)
 
-    def has_edge(self, from_id: int, relation: Relation, to_id: int) -> bool:
-        return to_id in self.state.get_node_ids_from(from_id, relation)
+    def has_edge(self, from_id: int, relation: Relation | str, to_id: int) -> bool:
+        rel = Relation[relation] if isinstance(relation, str) else relation
+        return to_id in self.state.get_node_ids_from(from_id, rel)
 
     def targets(self, from_id: int, relation: Relation) -> set[int]:
         return set(self.state.get_node_ids_from(from_id, relation))
