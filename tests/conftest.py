@@ -100,3 +100,30 @@ def screenshot(tmp_path_factory):
         return matplotlib.image.imread(png)  # (height, width, channels) floats in [0, 1]
 
     return shoot
+
+
+class ExpertReplay:
+    """A real, deterministic policy for the rollout runner: replies to each episode with its task's
+    next expert action in the ReAct format (``actions``: task id -> the expert's actions)."""
+
+    name = "replay"
+
+    def __init__(self, env: str, actions: dict[str, list[str]]):
+        from eval_agent.prompts import get_prompt
+
+        self.actions = actions
+        self.prefix = len(get_prompt(env).build(""))  # messages before the agent's first reply
+
+    def generate(self, conversations, cfg, keys=None):
+        from eval_agent.backends.base import Generation
+
+        out = []
+        for msgs, (task_id, _) in zip(conversations, keys, strict=True):
+            done = sum(m["role"] == "assistant" for m in msgs[self.prefix :])
+            out.append(
+                Generation(f"Thought: next step.\nAction: {self.actions[task_id][done]}", 1, 1, "stop")
+            )
+        return out
+
+    def release(self, keys):
+        pass

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import ExpertReplay
 
 from envs import load_tasks
 from eval_agent.backends import GenerationConfig
@@ -65,32 +66,10 @@ def test_tiny_model_two_games(tmp_path, tiny_policy):
 
 def test_expert_policy_wins_through_the_runner(tmp_path):
     train = load_tasks("alfworld", "train")
-    tasks = [train[0], train[1500]]  # different scenes, so the first observation identifies the task
+    tasks = [train[0], train[1500]]
 
-    from envs import make_env
-    from eval_agent.backends.base import Generation
-
-    env = make_env("alfworld")
-    first_obs = {t.task_id: env.reset(t) for t in tasks}
-    env.close()
-
-    class Replay:
-        """Plays each task's expert actions in the ReAct format (a real, deterministic policy)."""
-
-        name = "replay"
-
-        def generate(self, conversations, cfg, keys=None):
-            out = []
-            for msgs in conversations:
-                i, k = agent_turns(msgs)
-                task = next(t for t in tasks if msgs[i]["content"].endswith(first_obs[t.task_id]))
-                out.append(Generation(f"Thought: next.\nAction: {task.expert_actions[k]}", 1, 1, "stop"))
-            return out
-
-        def release(self, keys):
-            pass
-
-    recs, _ = run_rollouts(tasks, Replay(), tmp_path / "e.jsonl", RolloutConfig(batch_size=2), progress=False)
+    replay = ExpertReplay("alfworld", {t.task_id: list(t.expert_actions) for t in tasks})
+    recs, _ = run_rollouts(tasks, replay, tmp_path / "e.jsonl", RolloutConfig(batch_size=2), progress=False)
     assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
     assert [r.n_steps for r in recs] == [len(t.expert_actions) for t in tasks]
     assert all(s.grounded for r in recs for s in r.steps)

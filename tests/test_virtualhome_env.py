@@ -1,12 +1,12 @@
 """VirtualHome on the real evolving-graph simulator and the real programs of virtualhome-eval."""
 
 import pytest
+from conftest import ExpertReplay
 
 from envs import EnvError, expert_trajectory, load_tasks, make_env
 from envs.virtualhome.actions import VERBS, format_command, parse_command
 from envs.virtualhome.env import INVALID_FEEDBACK, MAX_STEPS, task_file
 from envs.virtualhome.goals import Goal, satisfied
-from eval_agent.backends.base import Generation
 from eval_agent.experts import expert_messages
 from eval_agent.prompts import get_prompt
 from eval_agent.react import parse_reply
@@ -179,25 +179,8 @@ def test_prompt_example_is_the_environment_s_own_text():
 
 def test_expert_episodes_through_the_agent_runner(tmp_path):
     tasks = [task("600_1"), task("856_1"), load_tasks("virtualhome", "unseen")[3]]
-    by_id = {t.task_id: t for t in tasks}
-
-    class Replay:
-        """Replies with each task's next expert action in the ReAct format."""
-
-        name = "replay"
-
-        def generate(self, conversations, cfg, keys=None):
-            out = []
-            for msgs, (task_id, _) in zip(conversations, keys, strict=True):
-                done = sum(m["role"] == "assistant" for m in msgs[len(get_prompt("virtualhome").build("")) :])
-                action = by_id[task_id].expert_actions[done]
-                out.append(Generation(f"Thought: next step.\nAction: {action}", 1, 1, "stop"))
-            return out
-
-        def release(self, keys):
-            pass
-
-    recs, _ = run_rollouts(tasks, Replay(), tmp_path / "e.jsonl", RolloutConfig(batch_size=2), progress=False)
+    replay = ExpertReplay("virtualhome", {t.task_id: list(t.expert_actions) for t in tasks})
+    recs, _ = run_rollouts(tasks, replay, tmp_path / "e.jsonl", RolloutConfig(batch_size=2), progress=False)
     assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
     assert [r.n_steps for r in recs] == [len(t.expert_actions) for t in tasks]
     assert all(s.grounded for r in recs for s in r.steps)

@@ -4,6 +4,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from conftest import ExpertReplay
 
 from envs import EnvError, expert_trajectory, load_tasks, make_env
 from envs.base import Task
@@ -273,27 +274,11 @@ def test_expert_conversation_and_prompt_example():
 
 
 def test_expert_through_the_rollout_runner(tmp_path):
-    from eval_agent.backends.base import Generation
     from eval_agent.runner import RolloutConfig, run_rollouts
 
     tasks = load_tasks("webshop", "test", limit=3)
     experts = {t.task_id: expert_trajectory(t) for t in tasks}
-
-    class Replay:
-        name = "replay"
-
-        def generate(self, conversations, cfg, keys=None):
-            out = []
-            for msgs in conversations:
-                intro = max(i for i, m in enumerate(msgs) if "Now it is your turn" in m["content"])
-                k = sum(m["role"] == "assistant" for m in msgs[intro:])
-                first, pairs = next(v for v in experts.values() if msgs[intro]["content"].endswith(v[0]))
-                out.append(Generation(f"Thought: go.\nAction: {pairs[k][0]}", 1, 1, "stop"))
-            return out
-
-        def release(self, keys):
-            pass
-
-    recs, _ = run_rollouts(tasks, Replay(), tmp_path / "e.jsonl", RolloutConfig(batch_size=3), progress=False)
+    replay = ExpertReplay("webshop", {k: [a for a, _ in v[1]] for k, v in experts.items()})
+    recs, _ = run_rollouts(tasks, replay, tmp_path / "e.jsonl", RolloutConfig(batch_size=3), progress=False)
     assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
     assert {r.task_id: r.n_steps for r in recs} == {k: len(v[1]) for k, v in experts.items()}
