@@ -5,7 +5,8 @@ through several generation paths, in one run, with ratios.
     python scripts/bench_rollout.py ... --api-base http://127.0.0.1:8000/v1 --api-model smollm2
 
 Paths: hf-sequential (one episode at a time, no cache), hf-batched (all episodes per generate call, no
-cache), hf-batched-cache (batched, key/value cache kept across turns), openai (an OpenAI-compatible
+cache), hf-batched-cache (batched, key/value cache kept across turns), hf-batched-cache-rowwise (the
+same, but the first turn encodes the shared instruction + example once per episode), openai (an OpenAI-compatible
 server such as vLLM, when --api-base is given). Printed per path: episodes/min, generated tokens/s,
 prompt tokens run through the model per episode (for the server: prompt tokens sent), and the ratio of
 episodes/min to hf-batched.
@@ -82,10 +83,15 @@ def main() -> None:
             policy = OpenAIPolicy(args.api_base, args.api_model or args.model, concurrency=len(tasks))
             rows.append(run_path(path, policy, tasks, len(tasks), args))
         else:
-            cache = path == "hf-batched-cache"
+            cache = path.startswith("hf-batched-cache")
             batch = 1 if path == "hf-sequential" else len(tasks)
             policy = HFPolicy(
-                args.model, device=args.device, dtype=args.dtype, batch_size=batch, kv_cache=cache
+                args.model,
+                device=args.device,
+                dtype=args.dtype,
+                batch_size=batch,
+                kv_cache=cache,
+                prefill_shared=path != "hf-batched-cache-rowwise",
             )
             rows.append(run_path(path, policy, tasks, batch, args))
             del policy

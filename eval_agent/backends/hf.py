@@ -11,7 +11,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from eval_agent.backends.base import Generation, GenerationConfig, Message
-from eval_agent.backends.kv_cache import CachedTokens, KVStore, gather_row, stack_left_padded
+from eval_agent.backends.kv_cache import (
+    MIN_SHARED_PREFIX,
+    CachedTokens,
+    KVStore,
+    common_prefix,
+    gather_row,
+    stack_left_padded,
+)
 from eval_agent.chat import end_of_turn_ids, render_prompt
 
 
@@ -54,6 +61,7 @@ class HFPolicy:
         model=None,
         tokenizer=None,
         kv_cache: bool = True,
+        prefill_shared: bool = True,
     ):
         self.device = pick_device(device)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path)
@@ -71,6 +79,7 @@ class HFPolicy:
         self.stop_ids = end_of_turn_ids(self.tokenizer)
         self.model_path = str(model_path)
         self.kv = KVStore() if kv_cache else None
+        self.prefill_shared = prefill_shared
 
     def release(self, keys: list[Hashable]) -> None:
         """Forget the caches of finished episodes."""
@@ -127,6 +136,8 @@ class HFPolicy:
         self, batch: list[list[int]], keys: list[Hashable], cfg: GenerationConfig
     ) -> list[Generation]:
         store = self.kv
+        if self.prefill_shared and store.shared is None:
+            self._encode_shared_prefix(batch, keys)
         cached = [store.lookup(k, ids) for k, ids in zip(keys, batch, strict=True)]
         past = [len(c.ids) if c else 0 for c in cached]
         new_parts = [ids[n:] for ids, n in zip(batch, past, strict=True)]
@@ -168,6 +179,21 @@ class HFPolicy:
             store.reused_tokens += past[r]
             store.encoded_tokens += len(new_parts[r])
         return results
+
+    def _encode_shared_prefix(self, batch: list[list[int]], keys: list[Hashable]) -> None:
+        """When episodes start together (the first turn of a run), encode the prompt prefix they share
+        (instruction + in-context example, ~1k tokens) once, instead of once per row of the batch."""
+        fresh = [ids for k, ids in zip(keys, batch, strict=True) if k not in self.kv.episodes]
+        if len(fresh) < 2:
+            return
+        n = min(min(common_prefix(fresh[0], ids) for ids in fresh[1:]), min(map(len, fresh)) - 1)
+        if n < MIN_SHARED_PREFIX:
+            return
+        ids = torch.tensor([fresh[0][:n]], device=self.device)
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        kv = [(layer.keys[0], layer.values[0]) for layer in out.past_key_values.layers]
+        self.kv.shared = CachedTokens(fresh[0][:n], kv)
+        self.kv.encoded_tokens += n
 
     def _generate_batch(self, batch: list[list[int]], cfg: GenerationConfig) -> list[Generation]:
         input_ids, attention = left_pad(batch, self.tokenizer.pad_token_id)
