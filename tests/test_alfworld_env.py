@@ -91,3 +91,14 @@ def test_admissible_commands_on_request():
     env.step(task.expert_actions[0])
     assert task.expert_actions[1] in env.admissible_commands
     env.close()
+
+
+def test_loading_a_game_keeps_the_command_line(monkeypatch):
+    # fast_downward rewrites sys.argv while it translates a game; results files record sys.argv.
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["evaluate.py", "--env", "alfworld"])
+    env = make_env("alfworld")
+    env.reset(load_tasks("alfworld", "unseen", limit=2)[1])
+    env.close()
+    assert sys.argv == ["evaluate.py", "--env", "alfworld"]

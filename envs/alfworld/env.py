@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -153,10 +154,16 @@ class AlfWorldEnv:
             raise EnvError(f"task {task.task_id!r} belongs to {task.env!r}, not {NAME!r}")
         self.close()
         infos = textworld.EnvInfos(won=True, admissible_commands=self.want_admissible, extras=["gamefile"])
-        self._env = textworld.start(
-            task.meta["game_file"], request_infos=infos, wrappers=[AlfredDemangler(), AlfredInfos]
-        )
-        state = self._env.reset()
+        # fast_downward's PDDL translator overwrites sys.argv while loading a game; put it back, since
+        # results files record the command line.
+        argv = sys.argv[:]
+        try:
+            self._env = textworld.start(
+                task.meta["game_file"], request_infos=infos, wrappers=[AlfredDemangler(), AlfredInfos]
+            )
+            state = self._env.reset()
+        finally:
+            sys.argv = argv
         self._steps, self._done = 0, False
         self.admissible_commands = list(state["admissible_commands"] or []) if self.want_admissible else []
         return clean_observation(state.feedback)
