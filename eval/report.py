@@ -57,10 +57,8 @@ def main_table(results: dict[str, dict[str, dict]]) -> str:
         "| method | mode | " + " | ".join(f"{s} success % | {s} grounding % | {s} n" for s in splits) + " |"
     )
     lines = [head, "|" + "---|" * (2 + 3 * len(splits))]
-    tags = sorted(results, key=lambda t: (ORDER.index(_variant(t)) if _variant(t) in ORDER else 99, t))
-    for tag in tags:
-        v = _variant(tag)
-        mode = tag.split("_")[1] if tag.startswith("ppo_") else "-"
+    for tag in _ordered(results):
+        v, mode = _variant(tag), _mode(tag)
         cells = []
         for sp in splits:
             m = results[tag].get(sp, {}).get("metrics")
@@ -69,18 +67,27 @@ def main_table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def _mode(tag: str) -> str:
+    return tag.split("_")[1] if tag.startswith("ppo_") else "-"
+
+
+def _ordered(results: dict[str, dict]) -> list[str]:
+    return sorted(results, key=lambda t: (ORDER.index(_variant(t)) if _variant(t) in ORDER else 99, t))
+
+
 def length_table(results: dict[str, dict[str, dict]]) -> str:
     buckets = sorted({b for r in results.values() for s in r.values() for b in s["metrics"].get("by_length", {})},
                      key=lambda b: int(b.split("-")[0]))  # fmt: skip
     lines = [
-        "| method | split | " + " | ".join(f"{b} steps" for b in buckets) + " |",
-        "|" + "---|" * (2 + len(buckets)),
+        "| method | mode | split | " + " | ".join(f"{b} steps" for b in buckets) + " |",
+        "|" + "---|" * (3 + len(buckets)),
     ]
-    for tag, per_split in results.items():
-        for sp, s in per_split.items():
+    for tag in _ordered(results):
+        for sp, s in results[tag].items():
             bl = s["metrics"].get("by_length", {})
             cells = [f"{_pct(bl[b]['success_rate'])} ({bl[b]['n']})" if b in bl else "-" for b in buckets]
-            lines.append(f"| {ROW_NAMES.get(_variant(tag), tag)} | {sp} | " + " | ".join(cells) + " |")
+            name = ROW_NAMES.get(_variant(tag), tag)
+            lines.append(f"| {name} | {_mode(tag)} | {sp} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
