@@ -127,3 +127,16 @@ class ExpertReplay:
 
     def release(self, keys):
         pass
+
+
+def replay_experts(env: str, tasks, actions: dict[str, list[str]], out, batch_size: int = 2):
+    """Run ``tasks`` through the rollout runner with :class:`ExpertReplay`; every episode must win with
+    reward 1 in exactly its expert's number of steps. Returns the episode records."""
+    from eval_agent.runner import RolloutConfig, run_rollouts
+
+    recs, _ = run_rollouts(
+        tasks, ExpertReplay(env, actions), out, RolloutConfig(batch_size=batch_size), progress=False
+    )
+    assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
+    assert {r.task_id: r.n_steps for r in recs} == {k: len(v) for k, v in actions.items()}
+    return recs

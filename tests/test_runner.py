@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import ExpertReplay
+from conftest import replay_experts
 
 from envs import load_tasks
 from eval_agent.backends import GenerationConfig
@@ -68,10 +68,8 @@ def test_expert_policy_wins_through_the_runner(tmp_path):
     train = load_tasks("alfworld", "train")
     tasks = [train[0], train[1500]]
 
-    replay = ExpertReplay("alfworld", {t.task_id: list(t.expert_actions) for t in tasks})
-    recs, _ = run_rollouts(tasks, replay, tmp_path / "e.jsonl", RolloutConfig(batch_size=2), progress=False)
-    assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
-    assert [r.n_steps for r in recs] == [len(t.expert_actions) for t in tasks]
+    actions = {t.task_id: list(t.expert_actions) for t in tasks}
+    recs = replay_experts("alfworld", tasks, actions, tmp_path / "e.jsonl")
     assert all(s.grounded for r in recs for s in r.steps)
 
 

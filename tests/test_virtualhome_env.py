@@ -1,7 +1,7 @@
 """VirtualHome on the real evolving-graph simulator and the real programs of virtualhome-eval."""
 
 import pytest
-from conftest import ExpertReplay
+from conftest import replay_experts
 
 from envs import EnvError, expert_trajectory, load_tasks, make_env
 from envs.virtualhome.actions import VERBS, format_command, parse_command
@@ -10,7 +10,6 @@ from envs.virtualhome.goals import Goal, satisfied
 from eval_agent.experts import expert_messages
 from eval_agent.prompts import get_prompt
 from eval_agent.react import parse_reply
-from eval_agent.runner import RolloutConfig, run_rollouts
 
 pytestmark = pytest.mark.usefixtures("virtualhome_ready")
 
@@ -179,10 +178,8 @@ def test_prompt_example_is_the_environment_s_own_text():
 
 def test_expert_episodes_through_the_agent_runner(tmp_path):
     tasks = [task("600_1"), task("856_1"), load_tasks("virtualhome", "unseen")[3]]
-    replay = ExpertReplay("virtualhome", {t.task_id: list(t.expert_actions) for t in tasks})
-    recs, _ = run_rollouts(tasks, replay, tmp_path / "e.jsonl", RolloutConfig(batch_size=2), progress=False)
-    assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
-    assert [r.n_steps for r in recs] == [len(t.expert_actions) for t in tasks]
+    actions = {t.task_id: list(t.expert_actions) for t in tasks}
+    recs = replay_experts("virtualhome", tasks, actions, tmp_path / "e.jsonl")
     assert all(s.grounded for r in recs for s in r.steps)
 
 

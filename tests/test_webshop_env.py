@@ -4,7 +4,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from conftest import ExpertReplay
+from conftest import replay_experts
 
 from envs import EnvError, expert_trajectory, load_tasks, make_env
 from envs.base import Task
@@ -274,11 +274,7 @@ def test_expert_conversation_and_prompt_example():
 
 
 def test_expert_through_the_rollout_runner(tmp_path):
-    from eval_agent.runner import RolloutConfig, run_rollouts
-
     tasks = load_tasks("webshop", "test", limit=3)
     experts = {t.task_id: expert_trajectory(t) for t in tasks}
-    replay = ExpertReplay("webshop", {k: [a for a, _ in v[1]] for k, v in experts.items()})
-    recs, _ = run_rollouts(tasks, replay, tmp_path / "e.jsonl", RolloutConfig(batch_size=3), progress=False)
-    assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
-    assert {r.task_id: r.n_steps for r in recs} == {k: len(v[1]) for k, v in experts.items()}
+    actions = {k: [a for a, _ in v[1]] for k, v in experts.items()}
+    replay_experts("webshop", tasks, actions, tmp_path / "e.jsonl", batch_size=3)
