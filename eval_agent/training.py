@@ -38,6 +38,27 @@ class CausalLMCollator:
         }
 
 
+def labelled_positions_loss(
+    model: torch.nn.Module, inputs: dict[str, torch.Tensor], num_items_in_batch: int | None = None
+) -> torch.Tensor:
+    """The causal-LM loss, with logits computed only where a label follows (the expert's turns).
+
+    The same value as ``model(**inputs, labels=labels).loss``: the output layer (a quarter of a 135M
+    model's compute, 49k vocabulary) and the softmax then skip the prompt and observation tokens,
+    ~90% of an agent trajectory's tokens."""
+    labels = inputs["labels"]
+    keep = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)  # positions predicting a label
+    out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=keep)
+    unwrapped = getattr(model, "module", model)
+    return unwrapped.loss_function(
+        logits=out.logits,
+        labels=None,
+        shift_labels=labels[:, keep + 1],
+        vocab_size=unwrapped.config.get_text_config().vocab_size,
+        num_items_in_batch=num_items_in_batch,
+    )
+
+
 def make_cpu_safe(args: Any) -> Any:
     """Without a GPU, bf16/fp16, gradient checkpointing and fused AdamW slow training down ~16x on CPU
     (measured, see DESIGN.md) or fail: turn them off and say so."""

@@ -6,7 +6,9 @@ through several generation paths, in one run, with ratios.
 
 Paths: hf-sequential (one episode at a time, no cache), hf-batched (all episodes per generate call, no
 cache), hf-batched-cache (batched, key/value cache kept across turns), hf-batched-cache-rowwise (the
-same, but the first turn encodes the shared instruction + example once per episode), openai (an OpenAI-compatible
+same, but the first turn encodes the shared instruction + example once per episode),
+hf-batched-cache-concat (the same as hf-batched-cache, but each turn's cache is transformers' DynamicCache,
+which appends every decoded token by concatenation instead of writing into a preallocated buffer), openai (an OpenAI-compatible
 server such as vLLM, when --api-base is given). Printed per path: episodes/min, generated tokens/s,
 prompt tokens run through the model per episode (for the server: prompt tokens sent), and the ratio of
 episodes/min to hf-batched.
@@ -92,18 +94,19 @@ def main() -> None:
                 batch_size=batch,
                 kv_cache=cache,
                 prefill_shared=path != "hf-batched-cache-rowwise",
+                preallocate=path != "hf-batched-cache-concat",
             )
             rows.append(run_path(path, policy, tasks, batch, args))
             del policy
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "replies"}), flush=True)
 
     base = next((r for r in rows if r["path"] == "hf-batched"), rows[0])
-    print(f"\n{'path':<18} {'ep/min':>8} {'gen tok/s':>10} {'prefill tok/ep':>15} {'x hf-batched':>13}")
+    print(f"\n{'path':<24} {'ep/min':>8} {'gen tok/s':>10} {'prefill tok/ep':>15} {'x hf-batched':>13}")
     for r in rows:
         ratio = r["episodes_per_min"] / base["episodes_per_min"]
         r["ratio_vs_hf_batched"] = round(ratio, 2)
         print(
-            f"{r['path']:<18} {r['episodes_per_min']:>8.2f} {r['generated_tokens_per_s']:>10.1f} "
+            f"{r['path']:<24} {r['episodes_per_min']:>8.2f} {r['generated_tokens_per_s']:>10.1f} "
             f"{r['prefill_tokens_per_episode']:>15.0f} {ratio:>12.2f}x"
         )
     hf_rows = [r for r in rows if r["path"].startswith("hf")]

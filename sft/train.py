@@ -29,6 +29,7 @@ from eval_agent.training import (
     IGNORE_INDEX,
     CausalLMCollator,
     command_line,
+    labelled_positions_loss,
     last_checkpoint,
     make_cpu_safe,
     publish_dir,
@@ -49,6 +50,21 @@ class SFTArgs:
     train_on_context: bool = field(
         default=False, metadata={"help": "also learn the in-context example's turns (ETO's behaviour)"}
     )
+
+
+class SFTTrainer(Trainer):
+    """``Trainer`` whose loss computes logits only at the expert's tokens (see labelled_positions_loss)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs:  # evaluation with predictions: the default path
+            return super().compute_loss(model, inputs, True, num_items_in_batch)
+        # As the default: normalised over the accumulated batch's label count when the Trainer counts
+        # it, and scaled back up by the process count when that count spans processes.
+        n_items = num_items_in_batch if self.model_accepts_loss_kwargs else None
+        loss = labelled_positions_loss(model, inputs, n_items)
+        if self.args.average_tokens_across_devices and n_items is not None:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+        return loss
 
 
 class ExpertDataset(Dataset):
@@ -103,7 +119,7 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(sft_args.model, dtype=torch.float32)
     if args.gradient_checkpointing:
         model.config.use_cache = False
-    trainer = Trainer(
+    trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=data,

@@ -75,3 +75,50 @@ def test_lookup_crops_at_the_first_difference():
     # A prompt equal to the cache still leaves one token to encode.
     assert store.lookup("e", [1, 2, 3, 4, 5]).ids == [1, 2, 3, 4]
     assert store.lookup("other", [1, 2, 3]) is None
+
+
+def test_preallocated_cache_matches_transformers_cache():
+    """Greedy generation with the turn-sized buffers equals transformers' own cache, also when a turn
+    outgrows the buffer (capacity deliberately too small, so it has to grow)."""
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from eval_agent.backends.kv_cache import preallocated_cache
+
+    model = AutoModelForCausalLM.from_pretrained(TINY).eval()
+    n_layers = model.config.num_hidden_layers
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+    kw = dict(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False, min_new_tokens=12)
+    with torch.no_grad():
+        want = model.generate(**kw, past_key_values=DynamicCache(), return_dict_in_generate=True)
+        for capacity in (18, 7):
+            cache = preallocated_cache(n_layers, capacity)
+            got = model.generate(**kw, past_key_values=cache, return_dict_in_generate=True)
+            assert torch.equal(got.sequences, want.sequences)
+            for a, b in zip(got.past_key_values.layers, want.past_key_values.layers, strict=True):
+                assert a.keys.shape == b.keys.shape and torch.allclose(a.keys, b.keys)
+            assert cache.layers[0].length == 6 + 12 - 1
+
+
+def test_batched_caches_are_adopted_without_a_copy():
+    import torch
+
+    from eval_agent.backends.kv_cache import preallocated_cache, stack_left_padded
+
+    rows = [
+        CachedTokens([1, 2, 3], [(torch.full((2, 3, 4), 1.0), torch.full((2, 3, 4), 2.0))]),
+        CachedTokens([1], [(torch.full((2, 1, 4), 3.0), torch.full((2, 1, 4), 4.0))]),
+    ]
+    past, mask = stack_left_padded(rows, width=3, capacity=10)
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert past[0][0].shape == (2, 2, 3, 4) and past[0][0][1, :, 2].eq(3.0).all()
+    cache = preallocated_cache(1, 10, past)
+    layer = cache.layers[0]
+    assert layer._k.data_ptr() == past[0][0].data_ptr() and layer.length == 3  # the same memory
+    k, _ = layer.update(torch.full((2, 2, 1, 4), 9.0), torch.zeros((2, 2, 1, 4)))
+    assert k.shape[2] == 4 and k[:, :, 3].eq(9.0).all() and k[0, :, :3].eq(1.0).all()
+    # Without enough room it copies instead (and stays correct).
+    small = preallocated_cache(1, 20, past)
+    assert small.layers[0]._k.data_ptr() != past[0][0].data_ptr()
+    assert torch.equal(small.layers[0].keys, past[0][0])

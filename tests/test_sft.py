@@ -57,6 +57,35 @@ def test_collator_pads_labels_with_ignore_index():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_loss_on_labelled_positions_equals_the_full_loss():
+    """SFT computes logits only where a label follows; loss and gradients equal the model's own loss
+    over all positions (right padding, two rows with different labelled spans)."""
+    import torch
+    from conftest import TINY
+    from transformers import AutoModelForCausalLM
+
+    from eval_agent.training import labelled_positions_loss
+
+    batch = CausalLMCollator(pad_token_id=0)(
+        [
+            {"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, 7, 8, -100, 10]},
+            {"input_ids": [11, 12, 13, 14], "labels": [-100, -100, -100, 14]},
+        ]
+    )
+    model = AutoModelForCausalLM.from_pretrained(TINY, dtype=torch.float32)
+    for n_items in (None, 7):
+        model.zero_grad()
+        want = model(**batch, num_items_in_batch=n_items).loss
+        want.backward()
+        want_grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        got = labelled_positions_loss(model, batch, n_items)
+        got.backward()
+        assert torch.allclose(got, want, rtol=1e-5)
+        for g, w in zip((p.grad for p in model.parameters()), want_grads, strict=True):
+            assert torch.allclose(g, w, rtol=1e-4, atol=1e-5)  # float rounding: ~1e-6 relative
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("alfworld_ready")
 def test_sft_stage_tiny_profile_end_to_end(tmp_path):

@@ -17,6 +17,7 @@ from eval_agent.backends.kv_cache import (
     KVStore,
     common_prefix,
     gather_row,
+    preallocated_cache,
     stack_left_padded,
 )
 from eval_agent.chat import end_of_turn_ids, render_prompt
@@ -62,6 +63,7 @@ class HFPolicy:
         tokenizer=None,
         kv_cache: bool = True,
         prefill_shared: bool = True,
+        preallocate: bool = True,
     ):
         self.device = pick_device(device)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path)
@@ -80,6 +82,8 @@ class HFPolicy:
         self.model_path = str(model_path)
         self.kv = KVStore() if kv_cache else None
         self.prefill_shared = prefill_shared
+        self.preallocate = preallocate
+        self._n_layers = self.model.config.get_text_config().num_hidden_layers
 
     def release(self, keys: list[Hashable]) -> None:
         """Forget the caches of finished episodes."""
@@ -124,6 +128,13 @@ class HFPolicy:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p)
         return kw
 
+    def _new_cache(self, capacity: int, past=None) -> DynamicCache:
+        """The turn's key/value cache: buffers sized for the turn (default), or with ``preallocate=False``
+        transformers' own growing-by-concatenation cache (kept to benchmark against)."""
+        if self.preallocate:
+            return preallocated_cache(self._n_layers, capacity, past)
+        return DynamicCache(ddp_cache_data=past) if past else DynamicCache()
+
     def _finish(self, new: list[int], n_prompt: int) -> Generation:
         stop = next((k for k, t in enumerate(new) if t in self.stop_ids), None)
         kept = new[:stop] if stop is not None else new
@@ -143,11 +154,12 @@ class HFPolicy:
         new_parts = [ids[n:] for ids, n in zip(batch, past, strict=True)]
         width_p, width_n = max(past), max(len(x) for x in new_parts)
         new_ids, new_mask = left_pad(new_parts, self.tokenizer.pad_token_id)
+        capacity = width_p + width_n + cfg.max_new_tokens
         if width_p > 0:
-            past_kv, past_mask = stack_left_padded(cached, width_p)
-            cache = DynamicCache(ddp_cache_data=[(k.to(self.device), v.to(self.device)) for k, v in past_kv])
+            past_kv, past_mask = stack_left_padded(cached, width_p, capacity if self.preallocate else None)
+            cache = self._new_cache(capacity, past_kv)
         else:
-            past_mask, cache = torch.zeros((len(batch), 0), dtype=torch.long), DynamicCache()
+            past_mask, cache = torch.zeros((len(batch), 0), dtype=torch.long), self._new_cache(capacity)
         # Only the new tokens go in; the mask covers cache + new, so positions stay true.
         out = self.model.generate(
             input_ids=new_ids.to(self.device),
@@ -201,6 +213,7 @@ class HFPolicy:
         seqs = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention.to(self.device),
+            past_key_values=self._new_cache(width + cfg.max_new_tokens),
             **self._sampling_kwargs(cfg),
         )
         results = [self._finish(seqs[r, width:].tolist(), len(ids)) for r, ids in enumerate(batch)]

@@ -1,0 +1,108 @@
+"""Decode-speed benchmark of the hf backend's per-turn cache: transformers' DynamicCache (appends each
+decoded token with torch.cat, copying the whole cache) against the preallocated buffers of
+eval_agent/backends/kv_cache.py, on one batched ``generate`` call that continues a filled cache.
+
+    python scripts/bench_kv_cache.py --shapes 8x1500,30x3000 --new-tokens 60 --output results/x.json
+
+Each shape is BATCHxCACHED_TOKENS (the cache holds random keys/values, left-padded rows); both caches
+run the same greedy decode of --new-tokens tokens after a 60-token prefill, alternating, --repeats
+times. Printed: seconds per call for each cache, the ratio, and whether the generated tokens match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, DynamicCache
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from eval_agent.backends.kv_cache import preallocated_cache  # noqa: E402
+from eval_agent.schema import write_json_atomic  # noqa: E402
+
+
+def one_call(model, kind: str, batch: int, cached: int, new_tokens: int, seed: int) -> tuple[float, list]:
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, cfg.num_key_value_heads, cached, head_dim)
+    past = [
+        (torch.randn(shape, generator=gen), torch.randn(shape, generator=gen))
+        for _ in range(cfg.num_hidden_layers)
+    ]
+    past_mask = torch.ones(batch, cached, dtype=torch.long)
+    past_mask[: batch // 2, : cached // 5] = 0  # half the rows are shorter (left padding), as in a real batch
+    prompt = torch.randint(0, 1000, (batch, 60), generator=gen)
+    if kind == "concat":
+        cache = DynamicCache(ddp_cache_data=past)
+    else:
+        cache = preallocated_cache(cfg.num_hidden_layers, cached + 60 + new_tokens, past)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=prompt,
+            attention_mask=torch.cat([past_mask, torch.ones_like(prompt)], dim=1),
+            past_key_values=cache,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=0,
+        )
+    return time.perf_counter() - t0, out[:, 60:].tolist()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/smollm2-135m-instruct")
+    ap.add_argument("--shapes", default="8x1500,30x3000", help="comma-separated BATCHxCACHED_TOKENS")
+    ap.add_argument("--new-tokens", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    rows = []
+    for shape in args.shapes.split(","):
+        batch, cached = (int(x) for x in shape.lower().split("x"))
+        secs: dict[str, list[float]] = {"concat": [], "preallocated": []}
+        same = True
+        for rep in range(args.repeats):
+            order = ["concat", "preallocated"] if rep % 2 == 0 else ["preallocated", "concat"]
+            tokens = {}
+            for kind in order:
+                s, tokens[kind] = one_call(model, kind, batch, cached, args.new_tokens, seed=rep)
+                secs[kind].append(round(s, 2))
+            same &= tokens["concat"] == tokens["preallocated"]
+        best = {k: min(v) for k, v in secs.items()}
+        row = {
+            "batch": batch,
+            "cached_tokens": cached,
+            "new_tokens": args.new_tokens,
+            "seconds_concat": secs["concat"],
+            "seconds_preallocated": secs["preallocated"],
+            "speedup": round(best["concat"] / best["preallocated"], 2),
+            "same_tokens": same,
+        }
+        rows.append(row)
+        print(
+            f"batch {batch:>3} x {cached:>5} cached: concat {best['concat']:.1f} s, preallocated "
+            f"{best['preallocated']:.1f} s -> {row['speedup']:.2f}x, same tokens: {same}",
+            flush=True,
+        )
+    if args.output:
+        write_json_atomic(
+            args.output,
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},
+                "rows": rows,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()

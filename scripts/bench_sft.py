@@ -1,0 +1,96 @@
+"""SFT step-speed benchmark: the loss over all positions (``model(**batch, labels=...)``, the
+Trainer's default) against ``labelled_positions_loss`` (logits only where an expert token follows),
+forward + backward on the same expert trajectories, alternating, in one run.
+
+    python scripts/bench_sft.py --data data/sft/alfworld_sft.json --task-types pick --trajectories 6
+
+Printed per method: seconds, tokens/s, and the ratio; also the largest loss difference between the
+two (they compute the same loss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from eval_agent.backends.hf import load_tokenizer  # noqa: E402
+from eval_agent.schema import write_json_atomic  # noqa: E402
+from eval_agent.sharegpt import read_sharegpt  # noqa: E402
+from eval_agent.training import CausalLMCollator, labelled_positions_loss  # noqa: E402
+from sft.train import ExpertDataset  # noqa: E402
+
+
+def full_loss(model, batch):
+    return model(**batch).loss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data/sft/alfworld_sft.json")
+    ap.add_argument("--model", default="models/smollm2-135m-instruct")
+    ap.add_argument("--task-types", default="pick", help="comma-separated; empty = all")
+    ap.add_argument("--trajectories", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+
+    tok = load_tokenizer(args.model)
+    records = read_sharegpt(args.data)
+    if args.task_types:
+        wanted = set(args.task_types.split(","))
+        records = [r for r in records if r.get("task_type") in wanted]
+    data = ExpertDataset(records[: args.trajectories], tok, max_length=4096, train_on_context=False)
+    collate = CausalLMCollator(tok.pad_token_id)
+    batches = [collate([data[i]]) for i in range(len(data))]
+    n_tokens = data.n_tokens()
+    labelled = sum(int((b["labels"] != -100).sum()) for b in batches)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model.train()
+
+    methods = {"all_positions": full_loss, "labelled_positions": labelled_positions_loss}
+    secs: dict[str, list[float]] = {m: [] for m in methods}
+    losses: dict[str, list[float]] = {m: [] for m in methods}
+    for rep in range(args.repeats):
+        order = list(methods) if rep % 2 == 0 else list(reversed(methods))
+        for name in order:
+            t0 = time.perf_counter()
+            for b in batches:
+                model.zero_grad(set_to_none=True)
+                loss = methods[name](model, b)
+                loss.backward()
+                losses[name].append(loss.item())
+            secs[name].append(round(time.perf_counter() - t0, 2))
+    best = {m: min(v) for m, v in secs.items()}
+    diff = max(abs(a - b) for a, b in zip(losses["all_positions"], losses["labelled_positions"], strict=True))
+    for name in methods:
+        print(f"{name:<20} {best[name]:7.1f} s  {n_tokens / best[name]:7.1f} tokens/s")
+    speedup = best["all_positions"] / best["labelled_positions"]
+    print(
+        f"{len(batches)} trajectories, {n_tokens} tokens ({labelled} labelled); speedup {speedup:.2f}x; "
+        f"largest loss difference {diff:.2e}"
+    )
+    if args.output:
+        write_json_atomic(
+            args.output,
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},
+                "trajectories": len(batches),
+                "tokens": n_tokens,
+                "labelled_tokens": labelled,
+                "seconds": secs,
+                "speedup": round(speedup, 2),
+                "largest_loss_difference": diff,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
