@@ -97,8 +97,28 @@ def test_loading_a_game_keeps_the_command_line(monkeypatch):
     # fast_downward rewrites sys.argv while it translates a game; results files record sys.argv.
     import sys
 
+    from envs.alfworld.env import TRANSLATIONS
+
     monkeypatch.setattr(sys, "argv", ["evaluate.py", "--env", "alfworld"])
+    TRANSLATIONS.entries.clear()  # a cached game would not run the translator
     env = make_env("alfworld")
     env.reset(load_tasks("alfworld", "unseen", limit=2)[1])
     env.close()
     assert sys.argv == ["evaluate.py", "--env", "alfworld"]
+
+
+def test_a_game_is_translated_once_and_replays_the_same():
+    """The PDDL -> SAS translation is memoised: a game's first reset translates it twice (plain and
+    optimised) instead of four times, a second reset not at all, and the replay is the same game."""
+    from envs.alfworld.env import TRANSLATIONS
+
+    task = load_tasks("alfworld", "unseen", limit=3)[2]
+    TRANSLATIONS.entries.clear()
+    before = TRANSLATIONS.misses
+    env = make_env("alfworld")
+    first = [env.reset(task)] + [env.step(a).observation for a in ["look", "inventory", "go to desk 1"]]
+    assert TRANSLATIONS.misses - before == 2
+    second = [env.reset(task)] + [env.step(a).observation for a in ["look", "inventory", "go to desk 1"]]
+    env.close()
+    assert TRANSLATIONS.misses - before == 2
+    assert first == second and len(set(first)) > 1  # real feedback, not all 'Nothing happens.'

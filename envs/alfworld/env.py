@@ -8,9 +8,13 @@ and the game file must be marked solvable.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sys
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -132,6 +136,49 @@ def clean_observation(text: str) -> str:
     return _ARRIVE.sub("", text).strip()
 
 
+class _Translations:
+    """Memoised ``fast_downward.pddl2sas``. textworld translates a game's PDDL to SAS four times per
+    episode (plain and optimised, once when the game loads and again on reset), ~0.7 s each on a CPU
+    core, always from the same text; replaying a game (several rollouts per task, several models on
+    the same test games) repeats them all. Results are deterministic; the task object is copied out,
+    since textworld keeps and reads it per state."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self.misses = 0
+        self.enabled = True  # False: translate every time, as textworld does (for benchmarks)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        import fast_downward
+
+        original = fast_downward.pddl2sas
+        if not self.enabled:
+            yield
+            return
+
+        def pddl2sas(domain: str, problem: str, verbose: bool = False, optimize: bool = False):
+            key = (domain, problem, optimize)
+            if key not in self.entries:
+                self.misses += 1
+                self.entries[key] = original(domain, problem, verbose=verbose, optimize=optimize)
+                if len(self.entries) > self.size:
+                    self.entries.popitem(last=False)
+            self.entries.move_to_end(key)
+            task, sas = self.entries[key]
+            return copy.deepcopy(task), sas
+
+        fast_downward.pddl2sas = pddl2sas
+        try:
+            yield
+        finally:
+            fast_downward.pddl2sas = original
+
+
+TRANSLATIONS = _Translations()
+
+
 class AlfWorldEnv:
     """One ALFWorld game at a time; ``reset`` loads the task's game file."""
 
@@ -158,10 +205,11 @@ class AlfWorldEnv:
         # results files record the command line.
         argv = sys.argv[:]
         try:
-            self._env = textworld.start(
-                task.meta["game_file"], request_infos=infos, wrappers=[AlfredDemangler(), AlfredInfos]
-            )
-            state = self._env.reset()
+            with TRANSLATIONS.active():
+                self._env = textworld.start(
+                    task.meta["game_file"], request_infos=infos, wrappers=[AlfredDemangler(), AlfredInfos]
+                )
+                state = self._env.reset()
         finally:
             sys.argv = argv
         self._steps, self._done = 0, False

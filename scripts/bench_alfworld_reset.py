@@ -1,0 +1,72 @@
+"""ALFWorld game-loading benchmark: reset each of N games twice (a first load, then a replay, as
+exploration's several rollouts per task or several models on the same test games do), with the
+memoised PDDL -> SAS translation (envs/alfworld/env.py) and without it, alternating, in one run.
+
+    python scripts/bench_alfworld_reset.py --games 8 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from envs import load_tasks, make_env  # noqa: E402
+from envs.alfworld.env import TRANSLATIONS  # noqa: E402
+from eval_agent.schema import write_json_atomic  # noqa: E402
+
+
+def one_pass(tasks, memoised: bool) -> tuple[float, list[str]]:
+    TRANSLATIONS.entries.clear()
+    TRANSLATIONS.enabled = memoised
+    env = make_env("alfworld")
+    t0 = time.perf_counter()
+    observations = [env.reset(t) for t in tasks for _ in range(2)]
+    seconds = time.perf_counter() - t0
+    env.close()
+    return seconds, observations
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", default="unseen")
+    ap.add_argument("--games", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+
+    tasks = load_tasks("alfworld", args.split, limit=args.games)
+    secs: dict[str, list[float]] = {"translate_every_time": [], "memoised": []}
+    same = True
+    for rep in range(args.repeats):
+        order = [False, True] if rep % 2 == 0 else [True, False]
+        obs = {}
+        for memoised in order:
+            s, obs[memoised] = one_pass(tasks, memoised)
+            secs["memoised" if memoised else "translate_every_time"].append(round(s, 2))
+        same &= obs[True] == obs[False]
+    best = {k: min(v) for k, v in secs.items()}
+    n = 2 * len(tasks)
+    for k, v in best.items():
+        print(f"{k:<22} {v:6.1f} s for {n} resets ({v / n:.2f} s each)")
+    speedup = best["translate_every_time"] / best["memoised"]
+    print(f"speedup {speedup:.2f}x; same first observations: {same}")
+    if args.output:
+        write_json_atomic(
+            args.output,
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "host": {"machine": platform.machine()},
+                "resets": n,
+                "seconds": secs,
+                "speedup": round(speedup, 2),
+                "same_observations": same,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
