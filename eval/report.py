@@ -187,8 +187,16 @@ def main() -> None:
         md += ["No evaluation summaries found under eval/.", ""]
     timings = run / "timings.tsv"
     if timings.exists():
-        md += ["## Stage wall times", "", "| stage | seconds |", "|---|---|"]
-        md += [f"| {a} | {b} |" for a, b in (ln.split("\t") for ln in timings.read_text().splitlines() if ln)]
+        md += [
+            "## Stage wall times",
+            "",
+            "| stage | seconds | run started (UTC) | PPO mode |",
+            "|---|---|---|---|",
+        ]
+        for ln in timings.read_text().splitlines():
+            if ln:  # stage, seconds[, run start, PPO mode]: older files have the first two only
+                cells = (ln.split("\t") + ["", ""])[:4]
+                md.append("| " + " | ".join(cells) + " |")
         md.append("")
     if curves(run, out):
         md += ["## PPO training curves", "", "![curves](curves.png)", ""]

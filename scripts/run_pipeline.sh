@@ -3,8 +3,9 @@
 #   SFT -> exploration -> progress estimator + fused rewards -> PPO per variant -> merge ->
 #   evaluation (SFT and every PPO model) -> report.
 #   PROFILE=demo bash scripts/run_pipeline.sh [ENV]        (ENV defaults to alfworld)
-# Every stage skips work whose output already exists, so a rerun resumes. Stage wall times go to
-# $RUN_DIR/timings.tsv.
+# Every stage skips work whose output already exists, so a rerun resumes. Stage wall times are
+# appended to $RUN_DIR/timings.tsv (stage, seconds, this run's start, PPO mode): a resumed or second
+# run (e.g. PPO_MODE=online) adds its rows below the first run's instead of replacing them.
 set -euo pipefail
 ENV_NAME="${1:-alfworld}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -17,9 +18,9 @@ stage() {  # stage NAME command...
   t0=$(date +%s)
   echo "=== [$name] $(date -u +%H:%M:%S)"
   "$@"
-  printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMINGS"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$RUN_STARTED" "${PPO_MODE:-}" >> "$TIMINGS"
 }
-: > "$TIMINGS"
+RUN_STARTED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 stage sft bash sft/run_sft.sh "$ENV_NAME"
 stage exploration bash exploration/run_explore.sh "$ENV_NAME"
 stage estimator bash prm/run_prm.sh "$ENV_NAME"
@@ -32,4 +33,4 @@ for variant in $PPO_VARIANTS; do
     EVAL_DIR="$RUN_DIR/eval/ppo_${PPO_MODE}_$variant" bash eval/run_eval.sh "$ENV_NAME"
 done
 stage report "$PY" eval/report.py --run-dir "$RUN_DIR"
-echo "stage seconds:"; cat "$TIMINGS"
+echo "stage seconds (this run):"; grep -F "$RUN_STARTED" "$TIMINGS" | cut -f1,2

@@ -17,7 +17,9 @@ def test_tiny_pipeline_end_to_end(tmp_path, screenshot):
         ["bash", "scripts/run_pipeline.sh", "alfworld"], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr[-4000:]
-    stages = [ln.split("\t")[0] for ln in (run / "timings.tsv").read_text().splitlines()]
+    first_run = (run / "timings.tsv").read_text().splitlines()
+    stages = [ln.split("\t")[0] for ln in first_run]
+    assert {ln.split("\t")[3] for ln in first_run} == {"offline"}
     assert stages == ["sft", "exploration", "estimator", "ppo_progress", "ppo_sparse", "eval_sft",
                       "eval_progress", "eval_sparse", "report"]  # fmt: skip
     for variant in ("progress", "sparse"):
@@ -36,3 +38,7 @@ def test_tiny_pipeline_end_to_end(tmp_path, screenshot):
     )
     assert again.returncode == 0, again.stderr[-4000:]
     assert "exists; pass --overwrite" in again.stdout and "merged exists; skipping" in again.stdout
+    # Its stage times are added below the first run's, not written over them.
+    both = (run / "timings.tsv").read_text().splitlines()
+    assert both[: len(first_run)] == first_run and len(both) == 2 * len(first_run)
+    assert len({ln.split("\t")[2] for ln in both}) == 2
