@@ -43,9 +43,9 @@ def labelled_positions_loss(
 ) -> torch.Tensor:
     """The causal-LM loss, with logits computed only where a label follows (the expert's turns).
 
-    The same value as ``model(**inputs, labels=labels).loss``: the output layer (a quarter of a 135M
-    model's compute, 49k vocabulary) and the softmax then skip the prompt and observation tokens,
-    ~90% of an agent trajectory's tokens."""
+    The same value as ``model(**inputs, labels=labels).loss``: the output layer (about a fifth of a
+    135M model's compute, 49k vocabulary) and the softmax then skip the prompt and observation tokens,
+    ~80% of an ALFWorld expert trajectory's tokens (scripts/bench_sft.py counts them)."""
     labels = inputs["labels"]
     keep = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)  # positions predicting a label
     out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=keep)

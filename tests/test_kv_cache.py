@@ -110,15 +110,18 @@ def test_batched_caches_are_adopted_without_a_copy():
         CachedTokens([1, 2, 3], [(torch.full((2, 3, 4), 1.0), torch.full((2, 3, 4), 2.0))]),
         CachedTokens([1], [(torch.full((2, 1, 4), 3.0), torch.full((2, 1, 4), 4.0))]),
     ]
-    past, mask = stack_left_padded(rows, width=3, capacity=10)
+    buffers, mask = stack_left_padded(rows, width=3, capacity=10)
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
-    assert past[0][0].shape == (2, 2, 3, 4) and past[0][0][1, :, 2].eq(3.0).all()
-    cache = preallocated_cache(1, 10, past)
+    assert buffers[0][0].shape == (2, 2, 10, 4) and buffers[0][0][1, :, 2].eq(3.0).all()
+    assert buffers[0][0][:, :, 3:].eq(0).all()
+    cache = preallocated_cache(1, 10, buffers, filled=3)
     layer = cache.layers[0]
-    assert layer._k.data_ptr() == past[0][0].data_ptr() and layer.length == 3  # the same memory
+    assert layer._k.data_ptr() == buffers[0][0].data_ptr() and layer.length == 3  # the same memory
+    assert torch.equal(layer.keys, buffers[0][0][:, :, :3])
     k, _ = layer.update(torch.full((2, 2, 1, 4), 9.0), torch.zeros((2, 2, 1, 4)))
     assert k.shape[2] == 4 and k[:, :, 3].eq(9.0).all() and k[0, :, :3].eq(1.0).all()
-    # Without enough room it copies instead (and stays correct).
-    small = preallocated_cache(1, 20, past)
-    assert small.layers[0]._k.data_ptr() != past[0][0].data_ptr()
-    assert torch.equal(small.layers[0].keys, past[0][0])
+    # Without ``filled`` the past is copied instead (and stays correct).
+    past = [(kb[:, :, :3], vb[:, :, :3]) for kb, vb in buffers]
+    copied = preallocated_cache(1, 20, past)
+    assert copied.layers[0]._k.data_ptr() != buffers[0][0].data_ptr()
+    assert torch.equal(copied.layers[0].keys, past[0][0])

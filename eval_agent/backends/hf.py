@@ -128,12 +128,10 @@ class HFPolicy:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p)
         return kw
 
-    def _new_cache(self, capacity: int, past=None) -> DynamicCache:
-        """The turn's key/value cache: buffers sized for the turn (default), or with ``preallocate=False``
+    def _new_cache(self, capacity: int) -> DynamicCache:
+        """An empty cache for a turn: buffers sized for the turn (default), or with ``preallocate=False``
         transformers' own growing-by-concatenation cache (kept to benchmark against)."""
-        if self.preallocate:
-            return preallocated_cache(self._n_layers, capacity, past)
-        return DynamicCache(ddp_cache_data=past) if past else DynamicCache()
+        return preallocated_cache(self._n_layers, capacity) if self.preallocate else DynamicCache()
 
     def _finish(self, new: list[int], n_prompt: int) -> Generation:
         stop = next((k for k, t in enumerate(new) if t in self.stop_ids), None)
@@ -155,9 +153,12 @@ class HFPolicy:
         width_p, width_n = max(past), max(len(x) for x in new_parts)
         new_ids, new_mask = left_pad(new_parts, self.tokenizer.pad_token_id)
         capacity = width_p + width_n + cfg.max_new_tokens
-        if width_p > 0:
-            past_kv, past_mask = stack_left_padded(cached, width_p, capacity if self.preallocate else None)
-            cache = self._new_cache(capacity, past_kv)
+        if width_p > 0 and self.preallocate:
+            buffers, past_mask = stack_left_padded(cached, width_p, capacity)
+            cache = preallocated_cache(self._n_layers, capacity, buffers, filled=width_p)
+        elif width_p > 0:
+            past_kv, past_mask = stack_left_padded(cached, width_p)
+            cache = DynamicCache(ddp_cache_data=past_kv)
         else:
             past_mask, cache = torch.zeros((len(batch), 0), dtype=torch.long), self._new_cache(capacity)
         # Only the new tokens go in; the mask covers cache + new, so positions stay true.

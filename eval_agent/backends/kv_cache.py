@@ -14,7 +14,8 @@ observation, the next turn's header) before generating.
   copied into each new episode.
 - Within a turn, ``preallocated_cache`` holds the batch's keys/values in buffers sized for the whole
   turn. transformers' default ``DynamicLayer`` appends each decoded token with ``torch.cat``, copying the
-  whole cache every step: at batch 8 x 2,500 cached tokens that copy was ~60% of a decode step on CPU.
+  whole cache every step: decoding at 30 episodes x 3,000 cached tokens was 3.8x slower on 2 CPU cores
+  (``scripts/bench_kv_cache.py``, results/README.md).
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def stack_left_padded(
 ) -> tuple[KV, torch.Tensor]:
     """Batch per-episode caches: [batch, heads, width, dim] per layer, real tokens right-aligned,
     plus the [batch, width] attention mask of the cached part. With ``capacity`` (>= width) the
-    tensors are views of buffers of that many positions, ready for ``preallocated_cache`` to adopt
-    without a copy (a copy of a long batch's cache is gigabytes)."""
+    tensors have ``capacity`` positions, the first ``width`` filled: buffers for
+    ``preallocated_cache(..., filled=width)`` to take over without a copy (a copy of a long batch's
+    cache is gigabytes)."""
     lengths = [len(c.ids) if c is not None else 0 for c in caches]
     mask = torch.zeros((len(caches), width), dtype=torch.long)
     for row, n in enumerate(lengths):
@@ -104,7 +106,7 @@ def stack_left_padded(
             if n:
                 k[row, :, width - n : width] = c.kv[layer][0]
                 v[row, :, width - n : width] = c.kv[layer][1]
-        out.append((k[:, :, :width], v[:, :, :width]))
+        out.append((k, v))
     return out, mask
 
 
@@ -125,8 +127,6 @@ class PreallocatedLayer(DynamicLayer):
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.is_initialized and self._adopts(key_states, value_states):
-            return self.keys, self.values
         if not self.is_initialized:
             self.dtype, self.device = key_states.dtype, key_states.device
             self._k = key_states.new_empty((*key_states.shape[:2], self.capacity, key_states.shape[3]))
@@ -141,23 +141,13 @@ class PreallocatedLayer(DynamicLayer):
         self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
         return self.keys, self.values
 
-    def _adopts(self, key_states: torch.Tensor, value_states: torch.Tensor) -> bool:
-        """Take the first states as the buffer itself when they are a prefix view of a buffer of at
-        least ``capacity`` positions (``stack_left_padded(..., capacity)``)."""
-        bufs = []
-        for t in (key_states, value_states):
-            base = t._base
-            if base is None or base.shape[2] < self.capacity or t.data_ptr() != base.data_ptr():
-                return False
-            if base.shape[:2] + base.shape[3:] != t.shape[:2] + t.shape[3:] or t.stride() != base.stride():
-                return False
-            bufs.append(base)
-        self._k, self._v = bufs
-        self.dtype, self.device = key_states.dtype, key_states.device
-        self.length = key_states.shape[2]
-        self.keys, self.values = key_states, value_states
+    def adopt(self, keys: torch.Tensor, values: torch.Tensor, filled: int) -> None:
+        """Use ``keys``/``values`` ([batch, heads, positions, dim], the first ``filled`` positions
+        holding the past) as the buffers themselves."""
+        self._k, self._v, self.length = keys, values, filled
+        self.dtype, self.device = keys.dtype, keys.device
+        self.keys, self.values = keys[:, :, :filled], values[:, :, :filled]
         self.is_initialized = True
-        return True
 
     def _grown(self, buf: torch.Tensor, capacity: int) -> torch.Tensor:
         new = buf.new_empty((*buf.shape[:2], capacity, buf.shape[3]))
@@ -165,13 +155,18 @@ class PreallocatedLayer(DynamicLayer):
         return new
 
 
-def preallocated_cache(n_layers: int, capacity: int, past: KV | None = None) -> DynamicCache:
-    """A cache of ``n_layers`` ``PreallocatedLayer``s of ``capacity`` tokens, filled with ``past``
-    ([batch, heads, tokens, dim] per layer) when given: copied, or adopted in place when ``past``
-    are views of buffers of ``capacity`` positions."""
+def preallocated_cache(
+    n_layers: int, capacity: int, past: KV | None = None, filled: int | None = None
+) -> DynamicCache:
+    """A cache of ``n_layers`` ``PreallocatedLayer``s of ``capacity`` tokens. ``past`` ([batch, heads,
+    tokens, dim] per layer) is copied in; with ``filled``, ``past`` are buffers whose first ``filled``
+    positions hold the past (``stack_left_padded(..., capacity)``), taken over without a copy."""
     cache = DynamicCache()
     cache.layer_class_to_replicate = None
     cache.layers = [PreallocatedLayer(capacity) for _ in range(n_layers)]
     for layer, (k, v) in zip(cache.layers, past or [], strict=False):
-        layer.update(k, v)
+        if filled is None:
+            layer.update(k, v)
+        else:
+            layer.adopt(k, v, filled)
     return cache
