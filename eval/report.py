@@ -1,5 +1,5 @@
 """Report of one run directory: a Markdown table shaped like the paper's (rows: SFT, PPO with the
-sparse reward, SPA-RL, and every ablation present; columns: success / grounding per split), a table by
+sparse reward, SPA-RL, and every ablation present; columns per split: success, score where rewards are graded (WebShop), grounding), a table by
 trajectory length, PPO training curves, and static HTML pages that show trajectories step by step.
 
     python eval/report.py --run-dir runs/demo/alfworld
@@ -53,16 +53,26 @@ def _pct(x: float | None) -> str:
 
 def main_table(results: dict[str, dict[str, dict]]) -> str:
     splits = sorted({sp for r in results.values() for sp in r}, key=lambda s: (SPLIT_ORDER + [s]).index(s))
-    head = (
-        "| method | mode | " + " | ".join(f"{s} success % | {s} grounding % | {s} n" for s in splits) + " |"
+    # WebShop's paper metric is the mean score (x100); where rewards are 0/1 it equals success.
+    graded = any(
+        s.get("env") == "webshop" or s["metrics"]["avg_reward"] != s["metrics"]["success_rate"]
+        for r in results.values()
+        for s in r.values()
     )
-    lines = [head, "|" + "---|" * (2 + 3 * len(splits))]
+    cols = ["success %", "score", "grounding %", "n"] if graded else ["success %", "grounding %", "n"]
+    head = "| method | mode | " + " | ".join(f"{s} {c}" for s in splits for c in cols) + " |"
+    lines = [head, "|" + "---|" * (2 + len(cols) * len(splits))]
     for tag in _ordered(results):
         v, mode = _variant(tag), _mode(tag)
         cells = []
         for sp in splits:
             m = results[tag].get(sp, {}).get("metrics")
-            cells += [_pct(m["success_rate"]), _pct(m["grounding"]), str(m["n"])] if m else ["-", "-", "-"]
+            if not m:
+                cells += ["-"] * len(cols)
+                continue
+            cells += [_pct(m["success_rate"])]
+            cells += [_pct(m["avg_reward"])] if graded else []
+            cells += [_pct(m["grounding"]), str(m["n"])]
         lines.append(f"| {ROW_NAMES.get(v, v)} | {mode} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

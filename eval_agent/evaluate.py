@@ -103,6 +103,20 @@ def select_tasks(
     return [tasks[i] for i in keep]
 
 
+def _previous_runs(path: Path) -> list[dict]:
+    """The ``runs`` of an earlier summary in this folder (older summaries: their ``this_run``)."""
+    if not path.exists():
+        return []
+    try:
+        prev = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); remove it to rewrite it from episodes.jsonl") from e
+    if "runs" in prev:
+        return list(prev["runs"])
+    last = prev.get("this_run")
+    return [last] if last and last.get("episodes") else []
+
+
 def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
     out = Path(cfg.output_dir)
     tasks = select_tasks(cfg.env, cfg.split, cfg.num_tasks, cfg.task_sample, cfg.task_seed, cfg.task_types)
@@ -122,6 +136,7 @@ def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
         max_steps=cfg.max_steps,
         generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed),
     )
+    previous_runs = _previous_runs(out / "summary.json")  # read first: a bad file fails before the work
     t0 = time.time()
     records, stats = run_rollouts(
         tasks,
@@ -131,19 +146,22 @@ def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
         meta={"model": cfg.model, "temperature": cfg.temperature, "seed": cfg.seed},
         progress=not cfg.no_progress,
     )
+    this_run = {
+        "episodes": stats.episodes,
+        "steps": stats.steps,
+        "wall_seconds": round(time.time() - t0, 1),
+        "generated_tokens": stats.completion_tokens,
+        "prompt_tokens": stats.prompt_tokens,
+        "generated_tokens_per_second": round(stats.tokens_per_second, 2),
+    }
     summary = {
         "env": cfg.env,
         "split": cfg.split,
         "model": cfg.model,
         "metrics": summarize(records),
-        "this_run": {
-            "episodes": stats.episodes,
-            "steps": stats.steps,
-            "wall_seconds": round(time.time() - t0, 1),
-            "generated_tokens": stats.completion_tokens,
-            "prompt_tokens": stats.prompt_tokens,
-            "generated_tokens_per_second": round(stats.tokens_per_second, 2),
-        },
+        "this_run": this_run,
+        # A resumed or repeated evaluation keeps the throughput of the runs that played episodes.
+        "runs": previous_runs + ([this_run] if stats.episodes else []),
         "config": asdict(cfg),
         "command": command
         or " ".join([Path(sys.executable).name, "-m", "eval_agent.evaluate", *sys.argv[1:]]),
