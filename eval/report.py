@@ -1,6 +1,7 @@
 """Report of one run directory: a Markdown table shaped like the paper's (rows: SFT, PPO with the
-sparse reward, SPA-RL, and every ablation present; columns per split: success, score where rewards are graded (WebShop), grounding), a table by
-trajectory length, PPO training curves, and static HTML pages that show trajectories step by step.
+sparse reward, SPA-RL, and every ablation present; columns per split: success, score where rewards
+are graded (WebShop), grounding), a table by trajectory length, PPO training curves, and static HTML
+pages that show trajectories step by step.
 
     python eval/report.py --run-dir runs/demo/alfworld
 

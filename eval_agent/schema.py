@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_jsonl_atomic(path: str | Path, lines: list[str]) -> None:
     write_text_atomic(path, "".join(ln + "\n" for ln in lines))
+
+
+def command_line() -> str:
+    """This process's command (``python script.py --flags``), recorded in results files."""
+    return " ".join([Path(sys.executable).name, *sys.argv])
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -116,7 +115,3 @@ class ListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         return self.items[i]
-
-
-def command_line() -> str:
-    return " ".join([Path(sys.executable).name, *sys.argv])

@@ -46,9 +46,9 @@ from eval_agent.rl import (
     value_loss,
     whiten,
 )
-from eval_agent.schema import write_json_atomic
+from eval_agent.schema import command_line, write_json_atomic
 from eval_agent.step_rewards import read_ppo_data
-from eval_agent.training import command_line, publish_dir, write_log_history
+from eval_agent.training import publish_dir, write_log_history
 
 
 @dataclass

@@ -20,8 +20,8 @@ from train import RolloutDataset, cache_features, fit_head, predict_cached, regr
 from eval_agent.backends.hf import load_tokenizer
 from eval_agent.progress import EstimatorConfig, ProgressEstimator
 from eval_agent.progress_data import StepCollator
-from eval_agent.schema import write_json_atomic
-from eval_agent.training import ListDataset, command_line
+from eval_agent.schema import command_line, write_json_atomic
+from eval_agent.training import ListDataset
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 from eval_agent.backends.hf import load_tokenizer
 from eval_agent.progress import EstimatorConfig, ProgressEstimator
 from eval_agent.progress_data import StepCollator, encode_rollout
-from eval_agent.schema import read_records, write_json_atomic
-from eval_agent.training import command_line, last_checkpoint, make_cpu_safe, publish_dir, write_log_history
+from eval_agent.schema import command_line, read_records, write_json_atomic
+from eval_agent.training import last_checkpoint, make_cpu_safe, publish_dir, write_log_history
 
 
 @dataclass

@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, DynamicCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval_agent.backends.kv_cache import preallocated_cache  # noqa: E402
-from eval_agent.schema import write_json_atomic  # noqa: E402
+from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
 
 
 def one_call(model, kind: str, batch: int, cached: int, new_tokens: int, seed: int) -> tuple[float, list]:
@@ -97,7 +97,7 @@ def main() -> None:
         write_json_atomic(
             args.output,
             {
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "command": command_line(),
                 "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},
                 "rows": rows,
             },

@@ -32,7 +32,7 @@ from eval_agent.backends import GenerationConfig  # noqa: E402
 from eval_agent.backends.hf import HFPolicy  # noqa: E402
 from eval_agent.backends.openai_api import OpenAIPolicy  # noqa: E402
 from eval_agent.runner import RolloutConfig, run_rollouts  # noqa: E402
-from eval_agent.schema import write_json_atomic  # noqa: E402
+from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
 
 
 def run_path(name, policy, tasks, batch_size, args) -> dict:
@@ -116,7 +116,7 @@ def main() -> None:
         write_json_atomic(
             args.output,
             {
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "command": command_line(),
                 "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},
                 "hf_replies_identical": same,
                 "rows": [{k: v for k, v in r.items() if k != "replies"} for r in rows],

@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval_agent.backends.hf import load_tokenizer  # noqa: E402
-from eval_agent.schema import write_json_atomic  # noqa: E402
+from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
 from eval_agent.sharegpt import read_sharegpt  # noqa: E402
 from eval_agent.training import CausalLMCollator, labelled_positions_loss  # noqa: E402
 from sft.train import ExpertDataset  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> None:
         write_json_atomic(
             args.output,
             {
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "command": command_line(),
                 "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},
                 "trajectories": len(batches),
                 "tokens": n_tokens,

@@ -23,12 +23,11 @@ from transformers import AutoModelForCausalLM, HfArgumentParser, Trainer, Traini
 
 from eval_agent.backends.hf import load_tokenizer
 from eval_agent.chat import render_chat
-from eval_agent.schema import write_json_atomic
+from eval_agent.schema import command_line, write_json_atomic
 from eval_agent.sharegpt import read_sharegpt, to_messages
 from eval_agent.training import (
     IGNORE_INDEX,
     CausalLMCollator,
-    command_line,
     labelled_positions_loss,
     last_checkpoint,
     make_cpu_safe,
