@@ -6,7 +6,9 @@ pages that show trajectories step by step.
     python eval/report.py --run-dir runs/demo/alfworld
 
 Reads ``<run>/eval/<model>_<split>/summary.json`` (and episodes), ``<run>/ppo_*/train_log.jsonl``,
-``<run>/exploration/{episodes,step_values}.jsonl`` and ``<run>/ppo_data/<variant>.jsonl``.
+``<run>/estimator/eval.json`` (the progress estimator's held-out quality),
+``<run>/exploration/{episodes,step_values}.jsonl`` (+ ``step_values.info.json``) and
+``<run>/ppo_data/<variant>.jsonl``.
 Writes ``<run>/report/{report.md,curves.png,trajectories_*.html}``.
 """
 
@@ -79,6 +81,7 @@ def main_table(results: dict[str, dict[str, dict]]) -> str:
 
 
 def _mode(tag: str) -> str:
+    """'ppo_offline_progress' -> 'offline'; 'ppo_online-turn_sparse' -> 'online-turn' (turn-level GAE)."""
     return tag.split("_")[1] if tag.startswith("ppo_") else "-"
 
 
@@ -100,6 +103,50 @@ def length_table(results: dict[str, dict[str, dict]]) -> str:
             name = ROW_NAMES.get(_variant(tag), tag)
             lines.append(f"| {name} | {_mode(tag)} | {sp} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _num(x: float | None, fmt: str = ".4f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def estimator_table(ev: dict, values_info: dict | None = None) -> str:
+    """The progress estimator's quality (``prm/train.py``'s eval.json): sum_t c_t as a prediction of the
+    final reward R on its own training split (in-sample), on the held-out val split, and, when it was
+    cross-fitted, out-of-fold over every rollout; each against its mean-reward baseline. Then which c_t
+    the rewards used (``step_values.info.json``)."""
+    rows = [
+        ("train split (in-sample)", ev.get("train")),
+        ("val split (held-out tasks)", ev.get("val")),
+    ]
+    if ev.get("cross_fit"):
+        cf = ev["cross_fit"]
+        rows.append((f"cross-fit, {cf.get('folds')} folds by task (out-of-fold)", cf))
+    lines = [
+        "| estimate | n | MSE | baseline MSE | beats baseline | Pearson r |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        if not r or not r.get("n"):
+            lines.append(f"| {name} | 0 | - | - | - | - |")
+            continue
+        beats = "yes" if r.get("beats_baseline") else "no"
+        lines.append(
+            f"| {name} | {r['n']} | {_num(r.get('mse'))} | {_num(r.get('baseline_mse'))} | {beats} "
+            f"| {_num(r.get('pearson_r'), '.2f')} |"
+        )
+    base = "Baseline: predict the mean training reward"
+    if ev.get("cross_fit"):
+        base += " (cross-fit: per fold, the mean reward of the other folds)"
+    notes = ["", base + "."]
+    if values_info is not None:
+        mode = values_info.get("mode", "in-sample")
+        how = (
+            "each rollout scored by the fold estimator that never saw its task"
+            if mode.startswith("cross-fit")
+            else "every rollout scored by the estimator trained on the train split"
+        )
+        notes.append(f"c_t in `exploration/step_values.jsonl`: **{mode}** ({how}).")
+    return "\n".join(lines + notes)
 
 
 def curves(run: Path, out: Path) -> Path | None:
@@ -209,6 +256,17 @@ def main() -> None:
                 cells = (ln.split("\t") + ["", ""])[:4]
                 md.append("| " + " | ".join(cells) + " |")
         md.append("")
+    ev_path = run / "estimator" / "eval.json"
+    if ev_path.exists():
+        info = run / "exploration" / "step_values.info.json"
+        md += [
+            "## Progress estimator",
+            "",
+            estimator_table(
+                json.loads(ev_path.read_text()), json.loads(info.read_text()) if info.exists() else None
+            ),
+            "",
+        ]
     if curves(run, out):
         md += ["## PPO training curves", "", "![curves](curves.png)", ""]
 

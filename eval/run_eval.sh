@@ -10,7 +10,7 @@ load_config "$ENV_NAME"
 for split in $EVAL_SPLITS; do
   args=(--env "$ENV_NAME" --split "$split" --model "$MODEL" --backend "$BACKEND"
         --temperature "$TEMPERATURE" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS"
-        --batch-size "$BATCH_SIZE" --output-dir "${EVAL_DIR}_$split")
+        --batch-size "$BATCH_SIZE" --output-dir "${EVAL_DIR}_$split" --icl-examples "$ICL_EXAMPLES")
   [[ -n "${NUM_TASKS:-}" ]] && args+=(--num-tasks "$NUM_TASKS")
   [[ -n "${EVAL_TASK_TYPES:-}" ]] && args+=(--task-types "$EVAL_TASK_TYPES")
   [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")

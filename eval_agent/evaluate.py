@@ -20,6 +20,7 @@ from pathlib import Path
 from envs import Task, load_tasks
 from eval_agent.backends import GenerationConfig, make_policy
 from eval_agent.metrics import summarize
+from eval_agent.prompts import check_model_icl, validate_icl_examples
 from eval_agent.runner import RolloutConfig, run_rollouts
 from eval_agent.schema import write_json_atomic
 
@@ -42,9 +43,10 @@ class EvalConfig:
     max_steps: int | None = None  # None: the environment's limit
     batch_size: int = 8
     max_context: int | None = None
+    icl_examples: int = 1  # in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task)
     seed: int = 0
     device: str | None = None
-    dtype: str | None = None  # e.g. float32, bfloat16 (default: bf16 on GPU, fp32 on CPU)
+    dtype: str | None = None  # auto | bf16 | fp32 (None: auto, bf16 where the hardware has it)
     output_dir: str = "runs/eval"
     no_kv_cache: bool = False
     no_progress: bool = False
@@ -62,6 +64,8 @@ HELP = {
     "temperature": "sampling temperature; 0 = greedy",
     "batch_size": "episodes advanced together (one batched generate call per step)",
     "max_context": "prompt + reply token limit; longer episodes end with finish_reason=context_limit",
+    "icl_examples": "in-context examples in the prompt: 1 (instruction + one example + task, the paper's) or "
+    "0 (instruction + task); a model folder whose spa_rl.json records the other setting is refused",
     "no_kv_cache": "hf backend: re-encode the whole conversation every turn instead of keeping each episode's cache",
 }
 
@@ -119,6 +123,8 @@ def _previous_runs(path: Path) -> list[dict]:
 
 def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
     out = Path(cfg.output_dir)
+    validate_icl_examples(cfg.icl_examples, "--icl-examples")
+    check_model_icl(cfg.model, cfg.icl_examples)  # a model trained with the other prompt is refused
     tasks = select_tasks(cfg.env, cfg.split, cfg.num_tasks, cfg.task_sample, cfg.task_seed, cfg.task_types)
     policy = make_policy(
         cfg.backend,
@@ -145,6 +151,7 @@ def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
         rcfg,
         meta={"model": cfg.model, "temperature": cfg.temperature, "seed": cfg.seed},
         progress=not cfg.no_progress,
+        icl_examples=cfg.icl_examples,
     )
     this_run = {
         "episodes": stats.episodes,
@@ -158,6 +165,7 @@ def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
         "env": cfg.env,
         "split": cfg.split,
         "model": cfg.model,
+        "icl_examples": cfg.icl_examples,
         "metrics": summarize(records),
         "this_run": this_run,
         # A resumed or repeated evaluation keeps the throughput of the runs that played episodes.

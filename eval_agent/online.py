@@ -1,7 +1,9 @@
 """Online PPO's rollout source: each iteration the current policy (LoRA model, in memory) plays fresh
 training tasks; the frozen progress estimator and the recorded grounding turn them into per-step
 rewards. Rollouts are appended to ``<output_dir>/online_rollouts.jsonl`` (a killed iteration reuses
-the episodes it had finished)."""
+the episodes it had finished); their prompts hold ``cfg.icl_examples`` in-context examples. The
+generator's key/value caches are dropped before every iteration: they hold keys/values of the weights
+before the last update."""
 
 from __future__ import annotations
 
@@ -59,13 +61,18 @@ class OnlineSource:
             EpisodeSpec(t, iteration * n + i, meta={"iteration": iteration}) for i, t in enumerate(picked)
         ]
         cfg = self.cfg
+        self.gen.weights_changed()
         rcfg = RolloutConfig(
             batch_size=cfg.gen_batch_size,
             max_steps=cfg.max_steps,
             generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, 1.0, cfg.seed + iteration),
         )
         self.policy.eval()
-        records, _ = run_rollouts([], self.gen, self.out, rcfg, specs=specs, progress=False)
+        meta = {"model": f"{cfg.model} + LoRA (online PPO)", "temperature": cfg.temperature, "seed": cfg.seed}
+        icl = cfg.icl_examples
+        records, _ = run_rollouts(
+            [], self.gen, self.out, rcfg, specs=specs, progress=False, meta=meta, icl_examples=icl
+        )
         if self.estimator is not None:
             from eval_agent.progress import estimate_step_values
 

@@ -9,12 +9,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from eval_agent.precision import autocast
+
 
 class PolicyWithValue(nn.Module):
     def __init__(self, lm: nn.Module):
         super().__init__()
         self.lm = lm  # a peft PeftModel
         self.v_head = nn.Linear(lm.config.hidden_size, 1)
+        # Forward passes run under autocast in this dtype (bf16: eval_agent/precision.py); the weights,
+        # the log-softmax and the value head stay fp32.
+        self.compute_dtype = torch.float32
         nn.init.normal_(self.v_head.weight, std=1e-3)
         nn.init.zeros_(self.v_head.bias)
 
@@ -24,7 +29,7 @@ class PolicyWithValue(nn.Module):
         model_path: str,
         lora_r: int = 8,
         lora_alpha: int = 16,
-        lora_dropout: float = 0.05,
+        lora_dropout: float = 0.0,  # PPO trains without dropout (the ratio must start at 1)
         adapter: str | None = None,
     ) -> PolicyWithValue:
         from peft import LoraConfig, PeftModel, get_peft_model
@@ -51,16 +56,26 @@ class PolicyWithValue(nn.Module):
         return self.lm.get_base_model()
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, act_index: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        act_index: torch.Tensor,
+        temperature: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities and values of the action tokens at ``act_index`` (n, 2): (row, position).
-        Both are read from the hidden state one position earlier, the state that emits the token."""
+        Both are read from the hidden state one position earlier, the state that emits the token.
+        ``temperature`` (n,): the log-probabilities are those of softmax(logits / temperature), the
+        distribution the rollouts were sampled from (None: 1)."""
         base = self._base()
         trunk = getattr(base, base.base_model_prefix)
-        hidden = trunk(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         rows, pos = act_index[:, 0], act_index[:, 1]
-        h = hidden[rows, pos - 1]
-        logits = base.get_output_embeddings()(h).float()
+        with autocast(input_ids.device, self.compute_dtype):
+            hidden = trunk(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            h = hidden[rows, pos - 1]
+            logits = base.get_output_embeddings()(h)
+        logits, h = logits.float(), h.float()
+        if temperature is not None:
+            logits = logits / temperature.to(logits.dtype).unsqueeze(-1)
         logprobs = (
             torch.log_softmax(logits, dim=-1).gather(-1, input_ids[rows, pos].unsqueeze(-1)).squeeze(-1)
         )
@@ -69,10 +84,14 @@ class PolicyWithValue(nn.Module):
 
     @torch.no_grad()
     def reference_logprobs(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, act_index: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        act_index: torch.Tensor,
+        temperature: torch.Tensor | None = None,
     ) -> torch.Tensor:
         with self.lm.disable_adapter():
-            return self(input_ids, attention_mask, act_index)[0]
+            return self(input_ids, attention_mask, act_index, temperature)[0]
 
     def save(self, directory: str | Path) -> None:
         """The adapter (peft's safetensors format) and the value head beside it."""

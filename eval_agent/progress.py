@@ -17,6 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from eval_agent.precision import autocast, resolve_dtype
+
 HEADS = ("mlp", "vocab-linear")
 BACKBONES = ("frozen", "lora", "full")
 
@@ -30,6 +32,7 @@ class EstimatorConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+    compute_dtype: str = "fp32"  # the backbone runs under autocast in it, in training and at inference
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -83,11 +86,17 @@ class ProgressEstimator(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, step_index: torch.Tensor
     ) -> torch.Tensor:
         """Values at the positions ``step_index`` (n, 2): (row in batch, token position) per step."""
-        hidden = self._trunk()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.backbone_hidden(input_ids, attention_mask)
         at = hidden[step_index[:, 0], step_index[:, 1]]
         if self.cfg.head == "vocab-linear":
             at = self.lm.get_output_embeddings()(at)
         return self.head(at.to(self.head_dtype)).squeeze(-1).float()
+
+    def backbone_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The backbone's last hidden state, computed in ``cfg.compute_dtype`` (autocast), returned fp32."""
+        with autocast(input_ids.device, resolve_dtype(self.cfg.compute_dtype)):
+            out = self._trunk()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return out.float()
 
     @property
     def head_dtype(self) -> torch.dtype:

@@ -1,10 +1,11 @@
 """Step-level PPO arithmetic on action tokens (the tokens of the agent's turns, observations skipped):
-per-token rewards with the KL penalty and each step's reward on the step's last token, GAE, the
-clipped losses, and the adaptive KL coefficient. Pure tensor functions, tested against hand-computed
-cases."""
+per-token rewards with the KL penalty and each step's reward on the step's last token, GAE per token or
+per turn, the clipped losses, and the adaptive KL coefficient. Pure tensor functions, tested against
+hand-computed cases."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,19 @@ import torch
 
 from eval_agent.chat import render_chat
 from eval_agent.training import pad_right
+
+STEP_WEIGHTINGS = ("none", "public-code")
+GAE_LEVELS = ("token", "turn")
+
+
+def logprob_temperature(sampling_temperature: float) -> float:
+    """The temperature that log-probabilities are computed at for rollouts sampled at
+    ``sampling_temperature``: the same one (TRL and verl divide the logits by it), so that the PPO ratio
+    is that of the distribution the actions were drawn from. Greedy rollouts (0) have no such
+    distribution; they are scored at 1."""
+    if not math.isfinite(sampling_temperature) or sampling_temperature < 0:
+        raise ValueError(f"sampling temperature must be a finite number >= 0, got {sampling_temperature}")
+    return sampling_temperature if sampling_temperature > 0 else 1.0
 
 
 def place_step_rewards(
@@ -21,6 +35,8 @@ def place_step_rewards(
 
     ``weighting="public-code"`` multiplies step t's reward by (T - t - 1), as the SPA-RL public code
     does (the last step gets 0)."""
+    if weighting not in STEP_WEIGHTINGS:
+        raise ValueError(f"step weighting must be one of {STEP_WEIGHTINGS}, got {weighting!r}")
     if len(step_last) != len(step_rewards):
         raise ValueError(f"{len(step_last)} step ends for {len(step_rewards)} step rewards")
     scores = torch.zeros(n_tokens)
@@ -52,6 +68,50 @@ def gae(
         last = delta + gamma * lam * last
         adv[j] = last
     return adv, adv + values
+
+
+def turn_spans(n_tokens: int, step_last: list[int]) -> list[tuple[int, int]]:
+    """[start, end) of each agent turn among the action tokens; tokens after the last complete turn
+    (a turn cut by the length limit) form one more span."""
+    spans, start = [], 0
+    for j in step_last:
+        spans.append((start, j + 1))
+        start = j + 1
+    if start < n_tokens:
+        spans.append((start, n_tokens))
+    return spans
+
+
+def gae_turns(
+    rewards: torch.Tensor, values: torch.Tensor, step_last: list[int], gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn-level GAE: discount and lambda apply once per agent turn, not once per token.
+
+    A turn's reward is the sum of its tokens' rewards (the step reward on its last token plus the
+    per-token KL penalties); its value is the value at its first token (the state after the observation,
+    before the agent writes); every token of the turn gets the turn's advantage, and the turn's return
+    (advantage + value) is the value target of each of its tokens."""
+    spans = turn_spans(rewards.shape[0], step_last)
+    r = torch.stack([rewards[a:b].sum() for a, b in spans])
+    v = torch.stack([values[a] for a, _ in spans]).to(r.dtype)
+    adv_turn, ret_turn = gae(r, v, gamma, lam)
+    adv, ret = torch.zeros_like(rewards), torch.zeros_like(rewards)
+    for k, (a, b) in enumerate(spans):
+        adv[a:b] = adv_turn[k]
+        ret[a:b] = ret_turn[k]
+    return adv, ret
+
+
+def advantages(
+    level: str, rewards: torch.Tensor, values: torch.Tensor, step_last: list[int], gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE advantages and returns per action token, at ``level`` "token" (the public code's, TRL's) or
+    "turn" (see ``gae_turns``)."""
+    if level == "token":
+        return gae(rewards, values, gamma, lam)
+    if level == "turn":
+        return gae_turns(rewards, values, step_last, gamma, lam)
+    raise ValueError(f"GAE level must be one of {GAE_LEVELS}, got {level!r}")
 
 
 def whiten(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -103,6 +163,7 @@ class Sample:
     act_pos: list[int]
     step_last: list[int]  # index into act_pos of each step's last token
     step_rewards: list[float]
+    temperature: float = 1.0  # log-probs are computed at this temperature (see logprob_temperature)
 
 
 def to_sample(tokenizer: Any, rec: Any, max_length: int) -> Sample | None:
@@ -113,7 +174,13 @@ def to_sample(tokenizer: Any, rec: Any, max_length: int) -> Sample | None:
     n = len(rc.turn_ends)  # steps cut off by max_length are dropped with their rewards
     if n == 0:
         return None
-    return Sample(rc.input_ids, act_pos, [where[e] for e in rc.turn_ends], rec.step_rewards[:n])
+    return Sample(
+        rc.input_ids,
+        act_pos,
+        [where[e] for e in rc.turn_ends],
+        rec.step_rewards[:n],
+        logprob_temperature(rec.temperature),
+    )
 
 
 def collate(samples: list[Sample], pad_id: int, device) -> dict[str, torch.Tensor]:
@@ -122,6 +189,7 @@ def collate(samples: list[Sample], pad_id: int, device) -> dict[str, torch.Tenso
         "input_ids": pad_right([s.input_ids for s in samples], pad_id).to(device),
         "attention_mask": pad_right([[1] * len(s.input_ids) for s in samples], 0).to(device),
         "act_index": torch.tensor(index, dtype=torch.long).to(device),
+        "temperature": torch.tensor([s.temperature for s in samples for _ in s.act_pos]).to(device),
     }
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from envs import Env, Task, make_env
 from eval_agent.backends.base import GenerationConfig, Policy
-from eval_agent.prompts import PromptSpec, get_prompt
+from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, PromptSpec, check_records_icl, get_prompt
 from eval_agent.react import INVALID_FORMAT_OBSERVATION, parse_reply, truncate_reply
 from eval_agent.schema import RecordWriter, StepRecord, TrajectoryRecord, read_records
 
@@ -79,10 +79,13 @@ def run_rollouts(
     meta: dict | None = None,
     progress: bool = True,
     specs: list[EpisodeSpec] | None = None,
+    icl_examples: int = DEFAULT_ICL_EXAMPLES,
 ) -> tuple[list[TrajectoryRecord], RolloutStats]:
     """Play every (task, rollout) pair not yet in ``out_path``; return all records of these tasks.
 
-    ``specs`` replaces the tasks x ``cfg.n_rollouts`` grid with an explicit list of episodes."""
+    ``specs`` replaces the tasks x ``cfg.n_rollouts`` grid with an explicit list of episodes. Prompts
+    hold ``icl_examples`` in-context examples (recorded in every record's ``meta``); an ``out_path``
+    that holds records of the other setting is refused."""
     if specs is None:
         specs = [EpisodeSpec(t, r) for t in tasks for r in range(cfg.n_rollouts)]
     if not specs:
@@ -92,6 +95,8 @@ def run_rollouts(
     env_kwargs = {"max_steps": cfg.max_steps} if cfg.max_steps else {}
     env_factory = env_factory or (lambda: make_env(env_name, **env_kwargs))
     existing = read_records(out_path, repair_torn_tail=True)
+    check_records_icl(existing, icl_examples, out_path, "an episode already in the file")
+    meta = {**(meta or {}), "icl_examples": icl_examples}
     done = {r.key for r in existing}
     wanted = {(s.task.task_id, s.rollout) for s in specs}
     if len(wanted) != len(specs):
@@ -112,7 +117,7 @@ def run_rollouts(
             while queue and len(active) < cfg.batch_size:
                 spec = queue.pop()
                 env = idle_envs.pop() if idle_envs else env_factory()
-                msgs = prompt.build(env.reset(spec.task))
+                msgs = prompt.build(env.reset(spec.task), icl_examples)
                 ep = _Episode(spec.task, spec.rollout, env, msgs, prefix_len=len(msgs), meta=dict(spec.meta))
                 for reply in spec.forced_replies:
                     if _advance(ep, reply, "stop", cfg.max_steps or env.max_steps) is not None:
@@ -134,7 +139,7 @@ def run_rollouts(
                     still.append(ep)
                     continue
                 policy.release([ep.key])
-                rec = _to_record(ep, finish, {**(meta or {}), **ep.meta})
+                rec = _to_record(ep, finish, {**meta, **ep.meta})
                 writer.write(rec)
                 existing.append(rec)
                 idle_envs.append(ep.env)

@@ -34,7 +34,7 @@ class TrajectoryRecord:
     task_id: str
     task_type: str | None
     rollout: int  # index of this rollout among the task's rollouts
-    messages: list[dict[str, str]]  # prompt, in-context example, task, then the agent's turns
+    messages: list[dict[str, str]]  # prompt, in-context example (unless icl_examples 0), task, agent turns
     prefix_len: int  # messages before the agent's first reply
     steps: list[StepRecord]
     reward: float  # final reward (ALFWorld: 1.0 on success)

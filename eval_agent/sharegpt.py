@@ -3,7 +3,9 @@ ETO and SPA-RL train on (``from`` is ``human`` or ``gpt``; a leading ``system`` 
 
 One optional key extends it: ``context_turns``, the number of leading conversation entries that are
 prompt (instruction and in-context example) rather than the expert's own turns. SFT trains only on
-``gpt`` entries from that index on. Files without it (ETO's originals) train on every ``gpt`` entry.
+``gpt`` entries from that index on. Files without it (ETO's originals) train on every ``gpt`` entry. Records built here also carry ``icl_examples``, the
+number of in-context examples their prompt holds (0 or 1; missing: 1, as in ETO's originals), which SFT
+checks against its own setting.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from eval_agent.prompts import validate_icl_examples
 from eval_agent.schema import RecordError, write_json_atomic
 
 ROLE_OF = {"human": "user", "gpt": "assistant", "system": "system"}
@@ -47,6 +50,11 @@ def validate_record(d: Any, where: str) -> dict[str, Any]:
     ctx = d.get("context_turns", 0)
     if not isinstance(ctx, int) or isinstance(ctx, bool) or not 0 <= ctx < len(conv):
         raise RecordError(f"{where}: field 'context_turns' must be an integer in [0, {len(conv) - 1}]")
+    if "icl_examples" in d:
+        try:
+            validate_icl_examples(d["icl_examples"], f"{where}: field 'icl_examples'")
+        except ValueError as e:
+            raise RecordError(str(e)) from None
     if not any(c["from"] == "gpt" for c in conv[ctx:]):
         raise RecordError(f"{where}: no gpt turn to learn from after the first {ctx} entries")
     return d

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eval_agent.prompts import recorded_icl
 from eval_agent.schema import RecordError, TrajectoryRecord, json_lines
 
 VARIANTS = ("progress", "sparse", "mean", "random", "mc", "no-progress", "no-grounding", "public-code")
@@ -110,10 +111,22 @@ class PPORecord:
     variant: str
     alpha: float
     beta: float
+    temperature: float  # the sampling temperature the rollout was played at (PPO scores it at this one)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def sampling_temperature(rec: TrajectoryRecord) -> float:
+    """The temperature a rollout was sampled at, as the runner recorded it in ``meta``."""
+    t = rec.meta.get("temperature")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
+        raise RecordError(
+            f"{rec.task_id}#{rec.rollout}: meta.temperature (the sampling temperature, which PPO's "
+            f"log-probabilities must use) must be a finite number >= 0, got {t!r}"
+        )
+    return float(t)
 
 
 def fuse(rec: TrajectoryRecord, variant: str, values: list[float], alpha: float, beta: float) -> PPORecord:
@@ -134,7 +147,13 @@ def fuse(rec: TrajectoryRecord, variant: str, values: list[float], alpha: float,
         variant=variant,
         alpha=alpha,
         beta=beta,
-        meta={"split": rec.split, "task_type": rec.task_type},
+        temperature=sampling_temperature(rec),
+        meta={
+            "split": rec.split,
+            "task_type": rec.task_type,
+            # the rollout's in-context examples (records older than the setting's record: 1)
+            "icl_examples": recorded_icl(rec.meta, f"{rec.task_id}#{rec.rollout}"),
+        },
     )
 
 
@@ -168,6 +187,18 @@ def read_ppo_data(path: str | Path) -> list[PPORecord]:
         )
         if turns != T:
             raise RecordError(f"{where}: {turns} agent turns after prefix_len but n_steps is {T}")
+        temp = d.get("temperature")
+        if (
+            not isinstance(temp, (int, float))
+            or isinstance(temp, bool)
+            or not math.isfinite(temp)
+            or temp < 0
+        ):
+            raise RecordError(
+                f"{where}: field 'temperature' (the rollout's sampling temperature) must be a finite "
+                f"number >= 0, got {temp!r}; PPO data written before it was recorded must be rebuilt "
+                "with prm/fuse_rewards.py"
+            )
         out.append(
             PPORecord(
                 env=d["env"],
@@ -184,6 +215,7 @@ def read_ppo_data(path: str | Path) -> list[PPORecord]:
                 variant=d["variant"],
                 alpha=float(d.get("alpha", 1.0)),
                 beta=float(d.get("beta", 0.5)),
+                temperature=float(temp),
                 meta=d.get("meta") or {},
             )
         )

@@ -1,12 +1,11 @@
-"""Pieces every training recipe shares: padding collation, CPU-safe trainer settings, atomic model
-saving, and the training log."""
+"""Pieces every training recipe shares: padding collation, the SFT loss at labelled positions, atomic
+model saving, and the training log. (Mixed precision by hardware: eval_agent/precision.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +55,6 @@ def labelled_positions_loss(
         vocab_size=unwrapped.config.get_text_config().vocab_size,
         num_items_in_batch=num_items_in_batch,
     )
-
-
-def make_cpu_safe(args: Any) -> Any:
-    """Without a GPU, bf16/fp16, gradient checkpointing and fused AdamW slow training down ~16x on CPU
-    (measured, see DESIGN.md) or fail: turn them off and say so."""
-    if torch.cuda.is_available():
-        return args
-    changed = []
-    for name in ("bf16", "fp16", "gradient_checkpointing"):
-        if getattr(args, name, False):
-            setattr(args, name, False)
-            changed.append(name)
-    args.dataloader_pin_memory = False
-    if "fused" in str(getattr(args, "optim", "")):
-        args.optim = "adamw_torch"
-        changed.append("fused optimizer")
-    if changed:
-        warnings.warn(f"no GPU: turned off {', '.join(changed)} (slow or unsupported on CPU)", stacklevel=2)
-    return args
 
 
 def last_checkpoint(directory: str | Path) -> str | None:

@@ -11,7 +11,7 @@ load_config "$ENV_NAME"
 args=(--env "$ENV_NAME" --split "${EXPLORE_SPLIT:-train}" --model "$EXPLORE_MODEL" --backend "$BACKEND"
       --n-rollouts "$EXPLORE_M" --temperature "$EXPLORE_TEMPERATURE" --task-sample random
       --task-seed "${SEED:-0}" --seed "${SEED:-0}" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS"
-      --batch-size "${EXPLORE_BATCH:-$BATCH_SIZE}" --output-dir "$EXPLORE_DIR")
+      --batch-size "${EXPLORE_BATCH:-$BATCH_SIZE}" --output-dir "$EXPLORE_DIR" --icl-examples "$ICL_EXAMPLES")
 [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
 [[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
 [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")

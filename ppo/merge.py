@@ -1,5 +1,6 @@
 """Merge a PPO LoRA adapter into its SFT model and save a plain model folder (safetensors + tokenizer)
-for evaluation.
+for evaluation. The SFT model's ``spa_rl.json`` (its in-context-example setting) is copied into the merged
+folder; an adapter whose ``spa_rl.json`` records the other setting is refused.
 
     python ppo/merge.py --model runs/demo/alfworld/sft/model --adapter runs/demo/alfworld/ppo/adapter \\
         --output runs/demo/alfworld/ppo/merged
@@ -15,10 +16,33 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from eval_agent.backends.hf import load_tokenizer
+from eval_agent.prompts import (
+    MODEL_INFO_FILE,
+    check_icl_examples,
+    read_model_info,
+    recorded_icl,
+    write_model_info,
+)
 from eval_agent.training import publish_dir
 
 
+def merged_info(model: str, adapter: str) -> dict | None:
+    """The merged folder's spa_rl.json: the SFT model's, with the adapter's PPO record added; None when
+    neither has one."""
+    info, ppo = read_model_info(model), read_model_info(adapter)
+    if ppo is None:
+        return info
+    where = str(Path(adapter) / MODEL_INFO_FILE)
+    icl = recorded_icl(ppo, where)
+    if info is not None:
+        check_icl_examples(recorded_icl(info, str(Path(model) / MODEL_INFO_FILE)), icl, where, "the adapter")
+    out = dict(info) if info is not None else {"icl_examples": icl}
+    out["ppo"] = {k: v for k, v in ppo.items() if k != "icl_examples"} | {"adapter": adapter}
+    return out
+
+
 def merge(model: str, adapter: str, output: str) -> Path:
+    info = merged_info(model, adapter)  # checked before the work
     base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     out = Path(output)
@@ -27,6 +51,8 @@ def merge(model: str, adapter: str, output: str) -> Path:
     tok = load_tokenizer(model)
     tok.padding_side = "left"
     tok.save_pretrained(tmp)
+    if info is not None:
+        write_model_info(tmp, **info)
     publish_dir(tmp, out)
     return out
 

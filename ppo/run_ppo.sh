@@ -3,14 +3,16 @@
 #   bash ppo/run_ppo.sh alfworld progress     (or ppo/<env>.sh VARIANT)
 # offline (PPO_MODE=offline): trains on $RUN_DIR/ppo_data/<variant>.jsonl (prm/run_prm.sh writes it);
 # online: fresh rollouts each iteration, rewarded with the estimator in $RUN_DIR/estimator.
-# Writes $RUN_DIR/ppo_<variant>/{adapter,merged}; skipped when the merged model exists.
+# Writes $RUN_DIR/ppo_<mode>[-turn]_<variant>/{adapter,merged}; skipped when the merged model exists.
+# PPO_GAE_LEVEL=token|turn (GAE per action token, the default, or per agent turn);
+# PPO_STEP_WEIGHTING=auto|none|public-code (auto: the public-code variant brings its (T - t - 1) weighting).
 set -euo pipefail
 ENV_NAME="${1:?usage: run_ppo.sh ENV VARIANT [ppo/train.py flags]}"
 VARIANT="${2:?usage: run_ppo.sh ENV VARIANT}"; shift 2
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 load_config "$ENV_NAME"
 : "${PPO_BASE:=$RUN_DIR/sft/model}"
-: "${PPO_DIR:=$RUN_DIR/ppo_${PPO_MODE}_$VARIANT}"
+: "${PPO_DIR:=$(ppo_dir "$VARIANT")}"
 : "${NUM_GPUS:=1}"
 if [[ -f "$PPO_DIR/merged/config.json" ]]; then
   echo "[ppo] $PPO_DIR/merged exists; skipping"; exit 0
@@ -18,7 +20,9 @@ fi
 args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "$VARIANT"
       --iterations "$PPO_ITERS" --rollouts-per-iteration "$PPO_ROLLOUTS" --ppo-epochs "$PPO_EPOCHS"
       --minibatch-size "$PPO_MB" --grad-accum "$PPO_ACCUM" --lr "$PPO_LR" --kl-coef "$PPO_KL"
-      --kl-target "$PPO_KL_TARGET" --step-weighting "${PPO_STEP_WEIGHTING:-none}" --seed "${SEED:-0}")
+      --kl-target "$PPO_KL_TARGET" --step-weighting "${PPO_STEP_WEIGHTING:-auto}"
+      --gae-level "${PPO_GAE_LEVEL:-token}" --seed "${SEED:-0}" --icl-examples "$ICL_EXAMPLES")
+[[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
 if [[ "$PPO_MODE" == offline ]]; then
   args+=(--data "$RUN_DIR/ppo_data/$VARIANT.jsonl")
 else

@@ -1,6 +1,9 @@
 """Step-level PPO with fused per-step rewards (stage 4): the SFT model with LoRA, a value head,
 reference = adapters disabled, per-token KL penalty, each step's reward on the last token of its turn,
-GAE over action tokens, clipped policy and value losses.
+GAE over action tokens (per token, or per agent turn with ``--gae-level turn``), clipped policy and value
+losses. Log-probabilities are computed at the temperature the rollouts were sampled at (offline: read
+from the PPO data; online: ``--temperature``), and without dropout, so the ratio is exactly 1 before an
+update.
 
     # offline (the public code): PPO on the fixed exploration rollouts and their fused rewards
     python ppo/train.py --mode offline --model runs/demo/alfworld/sft/model \\
@@ -32,11 +35,15 @@ from tqdm import tqdm
 
 from eval_agent.backends.hf import load_tokenizer
 from eval_agent.policy_value import PolicyWithValue
+from eval_agent.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
+from eval_agent.prompts import check_model_icl, check_records_icl, validate_icl_examples, write_model_info
 from eval_agent.rl import (
+    GAE_LEVELS,
+    STEP_WEIGHTINGS,
     KLController,
     Sample,
+    advantages,
     collate,
-    gae,
     kl_penalised_rewards,
     place_step_rewards,
     policy_loss,
@@ -60,10 +67,10 @@ class PPOConfig:
     # online
     env: str = "alfworld"
     estimator: str = ""  # frozen progress estimator folder (variants that need it)
-    variant: str = "progress"  # step-value variant for online rewards
+    variant: str | None = None  # online: step-value variant (None: progress); offline: the data's
     num_tasks: int | None = None  # training tasks to draw from (None: all)
     task_types: str | None = None  # comma-separated task types to draw from (None: all)
-    temperature: float = 0.7
+    temperature: float | None = None  # online sampling temperature (None: 0.7, the paper's)
     max_steps: int | None = None
     max_new_tokens: int = 128
     gen_batch_size: int = 8
@@ -78,6 +85,7 @@ class PPOConfig:
     lr: float = 1e-5
     gamma: float = 0.99
     lam: float = 0.95
+    gae_level: str = "token"  # token (public code, TRL) | turn (gamma and lambda once per agent turn)
     clip: float = 0.2
     value_clip: float = 0.2
     vf_coef: float = 0.1
@@ -86,20 +94,31 @@ class PPOConfig:
     kl_horizon: int = 10000
     whiten_advantages: bool = True
     max_grad_norm: float = 1.0
-    step_weighting: str = "none"  # none | public-code (step t's reward x (T - t - 1))
+    step_weighting: str = "auto"  # auto | none | public-code (step t's reward x (T - t - 1))
     max_length: int = 4096
     lora_r: int = 8
     lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    dtype: str = "auto"  # auto (bf16 where the hardware has it) | bf16 | fp32: forward passes under autocast
+    icl_examples: int = 1  # in-context examples in the prompt: 1 (the paper's) | 0 (instruction + task)
     seed: int = 0
     save_every: int = 5
 
 
 HELP = {
     "mode": "offline: fixed exploration rollouts; online: fresh rollouts each iteration",
-    "variant": "online: progress | sparse | mean | random | no-progress | no-grounding",
+    "icl_examples": "in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task); online "
+    "rollouts are played with it, offline PPO data and a model folder (spa_rl.json) of the other "
+    "setting are refused",
+    "variant": "online: progress (default) | sparse | mean | random | no-progress | no-grounding; offline: "
+    "taken from the data (if given, it must match)",
     "rollouts_per_iteration": "rollouts per PPO iteration (offline: taken in turn from the data file)",
-    "step_weighting": "none (paper) | public-code: multiply step t's reward by (T - t - 1)",
+    "step_weighting": "auto: public-code for the public-code variant's data, none (the paper) otherwise | "
+    "none | public-code: multiply step t's reward by (T - t - 1)",
+    "dtype": "compute dtype: auto (bf16 on a GPU or a CPU with bf16 instructions, else fp32) | bf16 | fp32",
+    "gae_level": "token: gamma and lambda per action token (the public code, TRL) | turn: per agent turn, "
+    "the turn's tokens share its advantage (RAGEN's turn-level GAE)",
+    "temperature": "online only: sampling temperature of the fresh rollouts (default 0.7); offline PPO "
+    "reads each rollout's sampling temperature from the data",
     "kl_target": "adaptive KL target; 'none' keeps kl_coef fixed",
 }
 
@@ -122,11 +141,30 @@ def parse_args() -> PPOConfig:
             flag, type=conv, default=f.default, help=f"{HELP.get(f.name, '')} (default: {f.default})"
         )
     cfg = PPOConfig(**vars(ap.parse_args()))
-    if cfg.mode not in ("offline", "online"):
-        raise SystemExit(f"--mode must be offline or online, got {cfg.mode!r}")
+    for name, allowed in (("mode", ("offline", "online")), ("gae_level", GAE_LEVELS),
+                          ("step_weighting", ("auto", *STEP_WEIGHTINGS)), ("dtype", DTYPE_CHOICES)):  # fmt: skip
+        if getattr(cfg, name) not in allowed:
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"{flag} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
     if cfg.mode == "offline" and not cfg.data:
         raise SystemExit("--mode offline needs --data (a PPO data file from prm/fuse_rewards.py)")
+    if cfg.mode == "offline" and cfg.temperature is not None:
+        raise SystemExit(
+            "--temperature is for online mode; offline PPO scores each rollout at the sampling "
+            "temperature recorded in its data (field 'temperature')"
+        )
+    if cfg.mode == "online" and cfg.temperature is None:
+        cfg.temperature = 0.7
+    if cfg.mode == "online" and cfg.variant is None:
+        cfg.variant = "progress"
     return cfg
+
+
+def resolve_step_weighting(requested: str, variant: str) -> str:
+    """``auto``: the public code's (T - t - 1) weighting goes with its variant, none with the others."""
+    if requested != "auto":
+        return requested
+    return "public-code" if variant == "public-code" else "none"
 
 
 class OfflineSource:
@@ -134,6 +172,13 @@ class OfflineSource:
 
     def __init__(self, cfg: PPOConfig, tokenizer, rank: int, world: int):
         recs = read_ppo_data(cfg.data)
+        check_records_icl(recs, cfg.icl_examples, cfg.data, "the PPO data")
+        variants = sorted({r.variant for r in recs})
+        if len(variants) != 1:
+            raise SystemExit(f"{cfg.data}: records of several variants {variants}; one file per variant")
+        if cfg.variant is not None and cfg.variant != variants[0]:
+            raise SystemExit(f"--variant {cfg.variant} but {cfg.data} holds variant {variants[0]!r} rewards")
+        cfg.variant = variants[0]
         self.samples = [s for r in recs if (s := to_sample(tokenizer, r, cfg.max_length))]
         self.samples = self.samples[rank::world]
         self.rng = random.Random(cfg.seed)
@@ -149,25 +194,31 @@ class OfflineSource:
         return out, {}
 
 
-def ppo_iteration(policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ctl, pad_id, iteration) -> dict:
-    device = accelerator.device
-    # 1. The policy before this update: log-probs, values, and the reference's log-probs.
+@torch.no_grad()
+def score_rollouts(unwrapped, samples: list[Sample], minibatch_size: int, pad_id: int, device):
+    """The policy before an update: log-probs and values of every action token, and the reference's
+    log-probs (adapters disabled), one tensor per rollout."""
     old_lp, old_v, ref_lp = [], [], []
-    policy.eval()
-    with torch.no_grad():
-        for s in range(0, len(samples), cfg.minibatch_size):
-            mb = samples[s : s + cfg.minibatch_size]
-            batch = collate(mb, pad_id, device)
-            lp, v = unwrapped(**batch)
-            old_lp += split_rows(lp.cpu(), mb)
-            old_v += split_rows(v.cpu(), mb)
-            ref_lp += split_rows(unwrapped.reference_logprobs(**batch).cpu(), mb)
-    # 2. Rewards per action token and GAE.
+    for s in range(0, len(samples), minibatch_size):
+        mb = samples[s : s + minibatch_size]
+        batch = collate(mb, pad_id, device)
+        lp, v = unwrapped(**batch)
+        old_lp += split_rows(lp.cpu(), mb)
+        old_v += split_rows(v.cpu(), mb)
+        ref_lp += split_rows(unwrapped.reference_logprobs(**batch).cpu(), mb)
+    return old_lp, old_v, ref_lp
+
+
+def rollout_advantages(samples: list[Sample], old_lp, old_v, ref_lp, cfg: PPOConfig, kl_coef: float):
+    """Per action token: step rewards on each step's last token, the KL penalty, GAE at ``cfg.gae_level``,
+    then whitening across the batch. Returns advantages, returns, and per rollout the summed KL and
+    score."""
     adv, ret, kls, scores = [], [], [], []
+    weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
     for i, smp in enumerate(samples):
-        score = place_step_rewards(len(smp.act_pos), smp.step_last, smp.step_rewards, cfg.step_weighting)
-        rew, kl = kl_penalised_rewards(score, old_lp[i], ref_lp[i], kl_ctl.value)
-        a, r = gae(rew, old_v[i], cfg.gamma, cfg.lam)
+        score = place_step_rewards(len(smp.act_pos), smp.step_last, smp.step_rewards, weighting)
+        rew, kl = kl_penalised_rewards(score, old_lp[i], ref_lp[i], kl_coef)
+        a, r = advantages(cfg.gae_level, rew, old_v[i], smp.step_last, cfg.gamma, cfg.lam)
         adv.append(a)
         ret.append(r)
         kls.append(kl.sum().item())
@@ -175,8 +226,17 @@ def ppo_iteration(policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ct
     if cfg.whiten_advantages:
         flat = whiten(torch.cat(adv))
         adv = list(torch.split(flat, [len(a) for a in adv]))
+    return adv, ret, kls, scores
+
+
+def ppo_iteration(policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ctl, pad_id, iteration) -> dict:
+    device = accelerator.device
+    # Dropout stays off throughout (as TRL does): the update's first forward pass then reproduces the
+    # log-probabilities scored here exactly, so the ratio starts at 1.
+    policy.eval()
+    old_lp, old_v, ref_lp = score_rollouts(unwrapped, samples, cfg.minibatch_size, pad_id, device)
+    adv, ret, kls, scores = rollout_advantages(samples, old_lp, old_v, ref_lp, cfg, kl_ctl.value)
     # 3. Clipped updates: several epochs over minibatches, gradient accumulation.
-    policy.train()
     stats = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": []}
     rng = random.Random(cfg.seed * 100003 + iteration)
     for _ in range(cfg.ppo_epochs):
@@ -206,6 +266,8 @@ def ppo_iteration(policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ct
 
 def main() -> None:
     cfg = parse_args()
+    validate_icl_examples(cfg.icl_examples, "--icl-examples")
+    check_model_icl(cfg.model, cfg.icl_examples)  # a model trained with the other prompt is refused
     # cpu=True lets a multi-process CPU launch (torchrun, gloo) form its process group.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
@@ -220,9 +282,9 @@ def main() -> None:
         cfg.model,
         cfg.lora_r,
         cfg.lora_alpha,
-        cfg.lora_dropout,
         adapter=str(ckpt / "adapter") if resume else None,
     )
+    policy.compute_dtype = resolve_dtype(cfg.dtype, accelerator.device)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
     start, kl_value, log = 0, cfg.kl_coef, []
     if resume:
@@ -241,6 +303,12 @@ def main() -> None:
         from eval_agent.online import OnlineSource
 
         source = OnlineSource(cfg, tokenizer, unwrapped, accelerator)
+    cfg.step_weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
+    accelerator.print(
+        f"variant {cfg.variant}, step weighting {cfg.step_weighting}, GAE per {cfg.gae_level}, "
+        f"compute dtype {dtype_name(unwrapped.compute_dtype)}"
+        + (f", sampling temperature {cfg.temperature}" if cfg.mode == "online" else "")
+    )
     per_process = max(1, math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes))
     t0 = time.time()
     bar = tqdm(range(start, cfg.iterations), desc="ppo", unit="it", disable=not accelerator.is_main_process)
@@ -264,6 +332,7 @@ def main() -> None:
     if accelerator.is_main_process:
         tmp = out / "adapter.partial"
         unwrapped.save(tmp)
+        write_model_info(tmp, cfg.icl_examples, stage="ppo", mode=cfg.mode, variant=cfg.variant)
         publish_dir(tmp, out / "adapter")
         write_json_atomic(
             out / "summary.json",
@@ -271,6 +340,7 @@ def main() -> None:
                 "command": command_line(),
                 "config": asdict(cfg),
                 "processes": accelerator.num_processes,
+                "compute_dtype": dtype_name(unwrapped.compute_dtype),
                 "iterations": len(log),
                 "seconds_this_run": round(time.time() - t0, 1),
                 "first": log[0] if log else None,

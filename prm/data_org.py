@@ -5,7 +5,9 @@ trajectory-record format, split by task (all rollouts of a task land on one side
         --output-dir runs/demo/alfworld/prm_data --val-fraction 0.2
 
 The target of each rollout is its final reward R (ALFWorld / VirtualHome: success 0/1, WebShop: score).
-Rollouts cut by the context limit have no trustworthy end and are left out.
+Rollouts cut by the context limit have no trustworthy end and are left out. Rollouts played with the
+other in-context-example setting than ``--icl-examples`` are refused (rollouts that predate the
+setting's record count as 1).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
 from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
 
@@ -35,9 +38,16 @@ def main() -> None:
     ap.add_argument("--output-dir", required=True)
     ap.add_argument("--val-fraction", type=float, default=0.1, help="share of tasks held out (default 0.1)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
+                    help="in-context examples the rollouts' prompts must hold: 1 (paper) or 0 (default 1)")  # fmt: skip
     args = ap.parse_args()
+    validate_icl_examples(args.icl_examples, "--icl-examples")
 
-    records = [r for path in args.rollouts for r in read_records(path)]
+    records = []
+    for path in args.rollouts:
+        recs = read_records(path)
+        check_records_icl(recs, args.icl_examples, path)
+        records += recs
     if not records:
         raise SystemExit(f"no rollouts in {' '.join(args.rollouts)}")
     kept = [r for r in records if r.finish_reason != "context_limit" and r.n_steps > 0]
@@ -56,6 +66,7 @@ def main() -> None:
         "dropped_context_limit_or_empty": len(records) - len(kept),
         "val_fraction": args.val_fraction,
         "seed": args.seed,
+        "icl_examples": args.icl_examples,
     }
     for name, recs in sides.items():
         rewards = [final_reward(r) for r in recs]

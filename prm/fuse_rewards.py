@@ -1,6 +1,7 @@
 """Reward fusion (the paper's ``rl_data_org``): per-step rewards r_t = alpha * c_t + beta * g_t for every
 exploration rollout, with c_t from the chosen step-value variant (see eval_agent/step_rewards.py) and
-g_t from the environment's recorded ``grounded`` flag. Writes the PPO data file.
+g_t from the environment's recorded ``grounded`` flag. Writes the PPO data file. Rollouts played with the
+other in-context-example setting than ``--icl-examples`` are refused; each PPO record's ``meta`` keeps it.
 
     python prm/fuse_rewards.py --rollouts runs/demo/alfworld/exploration/episodes.jsonl \\
         --step-values runs/demo/alfworld/exploration/step_values.jsonl \\
@@ -16,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from eval_agent.progress_data import read_step_values
+from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
 from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import (
     DEFAULT_BETA,
@@ -40,11 +42,15 @@ def main() -> None:
                     f"(public-code default {PUBLIC_CODE_MAX_STEPS})")  # fmt: skip
     ap.add_argument("--max-rollouts", type=int, default=None, help="keep at most N rollouts (file order)")
     ap.add_argument("--seed", type=int, default=0, help="for the random variant")
+    ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
+                    help="in-context examples the rollouts' prompts must hold: 1 (paper) or 0 (default 1)")  # fmt: skip
     ap.add_argument("--output", required=True)
     args = ap.parse_args()
+    validate_icl_examples(args.icl_examples, "--icl-examples")
 
     beta = args.beta if args.beta is not None else DEFAULT_BETA.get(args.variant, 0.5)
     records = read_records(args.rollouts)
+    check_records_icl(records, args.icl_examples, args.rollouts)  # rollouts of the other prompt: refused
     est = read_step_values(args.step_values) if args.variant in NEEDS_ESTIMATOR else {}
     if args.variant in NEEDS_ESTIMATOR and not args.step_values:
         raise SystemExit(f"--variant {args.variant} needs --step-values")
@@ -85,6 +91,7 @@ def main() -> None:
         "variant": args.variant,
         "alpha": args.alpha,
         "beta": beta,
+        "icl_examples": args.icl_examples,
         "rollouts": len(fused),
         "skipped": skipped,
         "steps": len(all_r),

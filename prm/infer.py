@@ -4,6 +4,11 @@ c_t for each step to a JSONL file beside the rollouts (one line per rollout).
     python prm/infer.py --estimator runs/demo/alfworld/estimator/estimator \\
         --rollouts runs/demo/alfworld/exploration/episodes.jsonl \\
         --output runs/demo/alfworld/exploration/step_values.jsonl
+
+When the estimator folder has cross-fitted folds (``folds/folds.json``, from ``prm/train.py
+--cross_fit_folds K``), each rollout's c_t comes from the fold estimator that never saw its task
+(out-of-fold); a rollout of a task no fold knows is an error. ``--in-sample`` scores every rollout with
+the main estimator instead (the paper's behaviour). The mode is recorded in ``<output>.info.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,40 @@ from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomi
 from eval_agent.step_rewards import final_reward
 
 
+def fold_assignment(estimator: str | Path) -> dict | None:
+    """``folds/folds.json`` of an estimator folder (``folds``: K, ``task_fold``: task id -> fold), if any."""
+    path = Path(estimator) / "folds" / "folds.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def cross_fit_values(
+    estimator: str | Path, plan: dict, records: list, device, batch_size: int, max_length: int
+):
+    """c_t of every record from the fold estimator that held out its task (``estimate_step_values``'s
+    output, in input order). The fold estimators are loaded one at a time."""
+    task_fold = plan["task_fold"]
+    unknown = sorted({r.task_id for r in records} - set(task_fold))
+    if unknown:
+        raise SystemExit(
+            f"{len(unknown)} task(s) of the rollouts are in no fold of {Path(estimator) / 'folds/folds.json'} "
+            f"(e.g. {', '.join(unknown[:3])}), so no fold estimator is known to have held them out; pass "
+            "--in-sample to score every rollout with the main estimator"
+        )
+    results: list = [None] * len(records)
+    tokenizer = None
+    for f in range(plan["folds"]):
+        idx = [i for i, r in enumerate(records) if task_fold[r.task_id] == f]
+        if not idx:
+            continue
+        model = ProgressEstimator.load(Path(estimator) / "folds" / f"fold{f}").to(device)
+        tokenizer = tokenizer or load_tokenizer(model.cfg.base_model)
+        part = estimate_step_values(model, tokenizer, [records[i] for i in idx], batch_size, max_length)
+        for i, res in zip(idx, part, strict=True):
+            results[i] = res
+        del model
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--estimator", required=True, help="estimator folder (prm/train.py)")
@@ -27,13 +66,26 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=4096)
     ap.add_argument("--device", default=None)
+    ap.add_argument(
+        "--in-sample",
+        action="store_true",
+        help="score every rollout with the main estimator even when the folder has cross-fitted folds "
+        "(the paper's behaviour: c_t of rollouts the estimator was trained on)",
+    )
     args = ap.parse_args()
 
     t0 = time.time()
-    model = ProgressEstimator.load(args.estimator).to(pick_device(args.device))
-    tokenizer = load_tokenizer(model.cfg.base_model)
+    device = pick_device(args.device)
     records = read_records(args.rollouts)
-    results = estimate_step_values(model, tokenizer, records, args.batch_size, args.max_length)
+    plan = None if args.in_sample else fold_assignment(args.estimator)
+    if plan is None:
+        mode, folds = "in-sample", 0
+        model = ProgressEstimator.load(args.estimator).to(device)
+        tokenizer = load_tokenizer(model.cfg.base_model)
+        results = estimate_step_values(model, tokenizer, records, args.batch_size, args.max_length)
+    else:
+        mode, folds = f"cross-fit {plan['folds']}", plan["folds"]
+        results = cross_fit_values(args.estimator, plan, records, device, args.batch_size, args.max_length)
     lines = [
         json.dumps(
             {
@@ -55,12 +107,14 @@ def main() -> None:
         {
             "estimator": args.estimator,
             "rollouts": args.rollouts,
+            "mode": mode,
+            "folds": folds,
             "n": len(records),
             "steps_past_max_length": missing,
             "seconds": round(time.time() - t0, 1),
         },  # fmt: skip
     )
-    print(f"wrote step values of {len(records)} rollouts to {out} ({missing} steps past max length)")
+    print(f"wrote step values of {len(records)} rollouts to {out} ({mode}; {missing} steps past max length)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ policy. ``prm/fuse_rewards.py --variant mc`` turns them into c_t = V(s_{t+1}) - 
         --model runs/demo/alfworld/sft/model --k 4 --num-rollouts 20 \\
         --output runs/demo/alfworld/exploration/mc_values.jsonl
 
-Costly: T x K episodes per rollout. Continuations go to ``<output>.episodes.jsonl`` (resumable).
+Costly: T x K episodes per rollout. Continuations go to ``<output>.episodes.jsonl`` (resumable). They
+are played with the rollouts' prompt: ``--icl-examples`` must match the rollouts' (and the model's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from envs import load_tasks
 from eval_agent.backends import GenerationConfig, make_policy
+from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_model_icl, check_records_icl, validate_icl_examples
 from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
 from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
@@ -38,9 +40,15 @@ def main() -> None:
     ap.add_argument("--backend", default="hf")
     ap.add_argument("--api-base", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
+                    help="in-context examples in the prompt, as the rollouts were played: 1 or 0 (default 1)")  # fmt: skip
     args = ap.parse_args()
+    validate_icl_examples(args.icl_examples, "--icl-examples")
 
-    records = [r for r in read_records(args.rollouts) if r.n_steps > 0 and r.finish_reason != "context_limit"]
+    records = read_records(args.rollouts)
+    check_records_icl(records, args.icl_examples, args.rollouts)
+    check_model_icl(args.model, args.icl_examples)
+    records = [r for r in records if r.n_steps > 0 and r.finish_reason != "context_limit"]
     if args.num_rollouts is not None and args.num_rollouts < len(records):
         records = random.Random(args.seed).sample(records, args.num_rollouts)
     if not records:
@@ -64,7 +72,9 @@ def main() -> None:
         generation=GenerationConfig(args.max_new_tokens, args.temperature, 1.0, args.seed),
     )
     out = Path(args.output)
-    conts, stats = run_rollouts([], policy, out.with_suffix(".episodes.jsonl"), cfg, specs=specs)
+    conts, stats = run_rollouts(
+        [], policy, out.with_suffix(".episodes.jsonl"), cfg, specs=specs, icl_examples=args.icl_examples
+    )
 
     returns = defaultdict(list)
     for c in conts:
@@ -82,6 +92,7 @@ def main() -> None:
             "rollouts": len(records),
             "continuations": len(conts),
             "k": args.k,
+            "icl_examples": args.icl_examples,
             "seconds": round(stats.seconds, 1),
         },
     )

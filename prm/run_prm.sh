@@ -11,41 +11,57 @@ load_config "$ENV_NAME"
 : "${PRM_DIR:=$RUN_DIR/estimator}"
 : "${PPO_DATA_DIR:=$RUN_DIR/ppo_data}"
 : "${NUM_GPUS:=1}"
+: "${PRM_CROSS_FIT:=0}"  # K >= 2: K-fold cross-fitted c_t by task (prm/README.md); 0: the paper's in-sample c_t
 rollouts="$EXPLORE_DIR/episodes.jsonl"
 [[ -f "$rollouts" ]] || { echo "no exploration rollouts at $rollouts: run exploration/$ENV_NAME.sh first" >&2; exit 2; }
 
 if [[ ! -f "$PRM_DIR/data/train.jsonl" ]]; then
   "$PY" prm/data_org.py --rollouts "$rollouts" --output-dir "$PRM_DIR/data" \
-    --val-fraction "$PRM_VAL_FRACTION" --seed "${SEED:-0}"
+    --val-fraction "$PRM_VAL_FRACTION" --seed "${SEED:-0}" --icl-examples "$ICL_EXAMPLES"
 fi
 train_args=(--data_dir "$PRM_DIR/data" --model "$PRM_BASE" --output_dir "$PRM_DIR" --head "$PRM_HEAD"
             --backbone "$PRM_BACKBONE" --num_train_epochs "$PRM_EPOCHS" --learning_rate "$PRM_LR"
             --per_device_train_batch_size "$PRM_BATCH" --gradient_accumulation_steps "$PRM_GRAD_ACCUM"
             --max_length "$PRM_MAX_LEN" --logging_steps "${PRM_LOG_STEPS:-1}" --save_strategy no
-            --report_to none --seed "${SEED:-42}")
+            --report_to none --seed "${SEED:-42}" --cross_fit_folds "$PRM_CROSS_FIT")
 [[ -n "${PRM_DEEPSPEED:-}" ]] && train_args+=(--deepspeed "$PRM_DEEPSPEED")
+[[ -n "${DTYPE:-}" ]] && train_args+=(--dtype "$DTYPE")
 # shellcheck disable=SC2206
 [[ -n "${PRM_EXTRA:-}" ]] && train_args+=($PRM_EXTRA)
-echo "[prm] $ENV_NAME: $PRM_HEAD head, $PRM_BACKBONE backbone on $PRM_BASE (profile $PROFILE)"
+echo "[prm] $ENV_NAME: $PRM_HEAD head, $PRM_BACKBONE backbone on $PRM_BASE, cross-fit folds $PRM_CROSS_FIT (profile $PROFILE)"
+# train.py skips what exists: with PRM_CROSS_FIT >= 2 and no matching folds/folds.json yet (e.g. switched
+# on for a finished run) it trains only the K fold estimators and adds eval.json's cross_fit section.
 if (( NUM_GPUS > 1 )); then
   "$PY" -m accelerate.commands.launch --num_processes "$NUM_GPUS" prm/train.py "${train_args[@]}"
 else
   "$PY" prm/train.py "${train_args[@]}"
 fi
 values="$EXPLORE_DIR/step_values.jsonl"
-if [[ ! -f "$values" || "$values" -ot "$PRM_DIR/estimator/head.safetensors" ]]; then
+# c_t again when the values are missing, older than the estimator (or its folds), or of the other mode.
+if (( PRM_CROSS_FIT >= 2 )); then
+  want="cross-fit $PRM_CROSS_FIT"; newest="$PRM_DIR/estimator/folds/folds.json"; infer_mode=()
+else
+  want="in-sample"; newest="$PRM_DIR/estimator/head.safetensors"; infer_mode=(--in-sample)
+fi
+have=""
+[[ -f "${values%.jsonl}.info.json" ]] && have="$("$PY" -c \
+  'import json, sys; print(json.load(open(sys.argv[1])).get("mode", "in-sample"))' "${values%.jsonl}.info.json")"
+if [[ ! -f "$values" || "$values" -ot "$PRM_DIR/estimator/head.safetensors" || "$values" -ot "$newest"
+      || "$have" != "$want" ]]; then
   "$PY" prm/infer.py --estimator "$PRM_DIR/estimator" --rollouts "$rollouts" --output "$values" \
-    --max-length "$PRM_MAX_LEN"
+    --max-length "$PRM_MAX_LEN" "${infer_mode[@]}"
 fi
 for variant in $FUSE_VARIANTS; do
   extra=()
   if [[ "$variant" == mc ]]; then
     mc="$EXPLORE_DIR/mc_values.jsonl"
     [[ -f "$mc" ]] || "$PY" prm/mc_values.py --rollouts "$rollouts" --model "$PRM_BASE" --k "${MC_K:-4}" \
+      --icl-examples "$ICL_EXAMPLES" \
       --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --batch-size "$BATCH_SIZE" --output "$mc" \
       ${MC_ROLLOUTS:+--num-rollouts "$MC_ROLLOUTS"}
     extra=(--mc-values "$mc")
   fi
   "$PY" prm/fuse_rewards.py --rollouts "$rollouts" --step-values "$values" --variant "$variant" \
-    --alpha "${ALPHA:-1.0}" ${BETA:+--beta "$BETA"} --output "$PPO_DATA_DIR/$variant.jsonl" "${extra[@]}"
+    --alpha "${ALPHA:-1.0}" ${BETA:+--beta "$BETA"} --output "$PPO_DATA_DIR/$variant.jsonl" \
+    --icl-examples "$ICL_EXAMPLES" "${extra[@]}"
 done

@@ -8,24 +8,36 @@ Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed prm/configs/d
 paper's setting). Writes ``<output_dir>/estimator`` (safetensors + config), ``train_log.jsonl``, and
 ``eval.json``: held-out MSE against predicting the mean training reward, and the correlation of the
 prediction with R.
+
+``--cross_fit_folds K`` (K >= 2) also trains K estimators, K-fold by task on train.jsonl + val.jsonl
+pooled, into ``<output_dir>/estimator/folds/fold<k>/`` with the assignment in ``folds/folds.json``;
+``prm/infer.py`` then gives every rollout its c_t from the fold that never saw its task, and
+``eval.json`` gets a ``cross_fit`` section (out-of-fold MSE and correlation over every rollout).
 """
 
 from __future__ import annotations
 
+import copy
+import gc
+import json
 import math
+import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from eval_agent.backends.hf import load_tokenizer
+from eval_agent.precision import configure_training_precision, dtype_name
 from eval_agent.progress import EstimatorConfig, ProgressEstimator
 from eval_agent.progress_data import StepCollator, encode_rollout
 from eval_agent.schema import command_line, read_records, write_json_atomic
-from eval_agent.training import last_checkpoint, make_cpu_safe, publish_dir, write_log_history
+from eval_agent.training import ListDataset, last_checkpoint, publish_dir, write_log_history
 
 
 @dataclass
@@ -39,13 +51,42 @@ class EstimatorArgs:
     lora_alpha: int = field(default=16)
     max_length: int = field(default=4096)
     overwrite: bool = field(default=False, metadata={"help": "train again even if the estimator exists"})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "compute dtype: auto (bf16 on a GPU or a CPU with bf16 instructions, else fp32) | "
+            "bf16 | fp32; bf16 runs the forward pass under autocast with fp32 master weights"
+        },
+    )
+    cross_fit_folds: int = field(
+        default=0,
+        metadata={
+            "help": "0 = off: the paper's single estimator, which scores the very rollouts it was trained "
+            "on (in-sample c_t). K >= 2 = K-fold cross-fitting by task: besides the usual estimator, K "
+            "estimators trained on train.jsonl + val.jsonl pooled, each without one fold of tasks "
+            "(folds: a shuffle of the task ids seeded with --seed), saved under <output_dir>/estimator/"
+            "folds/; prm/infer.py then scores each rollout with the fold that never saw its task, and "
+            "eval.json gets the out-of-fold MSE ('cross_fit')"
+        },
+    )
 
 
 class RolloutDataset(Dataset):
-    def __init__(self, path: Path, tokenizer, max_length: int):
-        self.records = read_records(path)
-        self.items = [encode_rollout(tokenizer, r, max_length) for r in self.records]
-        self.items = [x for x in self.items if x["step_pos"]]
+    """Encoded rollouts (a JSONL path or records); rollouts with no step inside ``max_length`` are left
+    out, and ``records`` stays aligned with ``items``."""
+
+    def __init__(self, source, tokenizer, max_length: int):
+        records = read_records(source) if isinstance(source, (str, Path)) else list(source)
+        encoded = [(r, encode_rollout(tokenizer, r, max_length)) for r in records]
+        self.records = [r for r, x in encoded if x["step_pos"]]
+        self.items = [x for _, x in encoded if x["step_pos"]]
+
+    @classmethod
+    def concat(cls, *parts: RolloutDataset) -> RolloutDataset:
+        out = cls.__new__(cls)
+        out.records = [r for p in parts for r in p.records]
+        out.items = [x for p in parts for x in p.items]
+        return out
 
     def __len__(self) -> int:
         return len(self.items)
@@ -68,15 +109,14 @@ def predict(model: ProgressEstimator, data: Dataset, collate, batch_size: int = 
 def cache_features(
     model: ProgressEstimator, data: Dataset, collate
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The frozen backbone's last hidden state at every step position, per rollout, and the targets."""
+    """The frozen backbone's last hidden state at every step position, per rollout (fp32, computed in the
+    estimator's compute dtype as at inference), and the targets."""
     model.eval()
     feats, targets = [], []
     with torch.no_grad():
         for i in range(len(data)):
             b = collate([data[i]])
-            hidden = model._trunk()(
-                input_ids=b["input_ids"], attention_mask=b["attention_mask"]
-            ).last_hidden_state
+            hidden = model.backbone_hidden(b["input_ids"], b["attention_mask"])
             feats.append(hidden[b["step_index"][:, 0], b["step_index"][:, 1]])
             targets.append(b["target"][0])
     return feats, targets
@@ -120,12 +160,17 @@ def train_head_on_cached_features(
     return fit_head(model, *cache_features(model, data, collate), args)
 
 
-def regression_report(preds: list[float], targets: list[float], baseline: float) -> dict:
+def regression_report(
+    preds: list[float], targets: list[float], baseline: float | list[float], baseline_name: str | None = None
+) -> dict:
+    """MSE of ``preds`` against ``targets`` and against ``baseline`` (one number for every rollout, or
+    one per rollout), and the Pearson correlation of ``preds`` with ``targets``."""
     n = len(targets)
     if n == 0:
         return {"n": 0}
+    base = [baseline] * n if isinstance(baseline, (int, float)) else list(baseline)
     mse = sum((p - t) ** 2 for p, t in zip(preds, targets, strict=True)) / n
-    base = sum((baseline - t) ** 2 for t in targets) / n
+    base_mse = sum((b - t) ** 2 for b, t in zip(base, targets, strict=True)) / n
     mp, mt = sum(preds) / n, sum(targets) / n
     cov = sum((p - mp) * (t - mt) for p, t in zip(preds, targets, strict=True))
     sp = math.sqrt(sum((p - mp) ** 2 for p in preds))
@@ -133,31 +178,189 @@ def regression_report(preds: list[float], targets: list[float], baseline: float)
     return {
         "n": n,
         "mse": mse,
-        "baseline_mse": base,
-        "baseline": f"predict the mean training reward ({baseline:.4f})",
-        "beats_baseline": mse < base,
+        "baseline_mse": base_mse,
+        "baseline": baseline_name or f"predict the mean training reward ({baseline:.4f})",
+        "beats_baseline": mse < base_mse,
         "pearson_r": cov / (sp * st) if sp > 0 and st > 0 else None,
         "mean_reward": mt,
     }
 
 
+# ---------------------------------------------------------------------------------------------------
+# K-fold cross-fitting by task
+
+
+def assign_folds(task_ids, k: int, seed: int) -> dict[str, int]:
+    """``{task_id: fold}``: the sorted task ids shuffled with ``seed`` and dealt round-robin into ``k``
+    folds, so every rollout of a task lands in one fold and every fold has a task."""
+    tasks = sorted(set(task_ids))
+    if k < 2 or k > len(tasks):
+        raise ValueError(bad_folds_message(k, len(tasks)))
+    random.Random(seed).shuffle(tasks)
+    return {t: i % k for i, t in enumerate(tasks)}
+
+
+def bad_folds_message(k: int, n_tasks: int | None) -> str:
+    have = "" if n_tasks is None else f"; the data has {n_tasks} tasks"
+    return (
+        f"--cross_fit_folds {k}: give 0 (off, the single in-sample estimator) or a fold count K with "
+        f"2 <= K <= the number of tasks in train.jsonl + val.jsonl{have}"
+    )
+
+
+def folds_plan(fold_of: dict[str, int], k: int, seed: int, cfg: EstimatorConfig, args) -> dict:
+    """What ``folds/folds.json`` records; finished folds of an interrupted run are reused only when the
+    plan is the same."""
+    return {
+        "folds": k,
+        "seed": seed,
+        "estimator": asdict(cfg),
+        "training": {
+            "learning_rate": args.learning_rate,
+            "num_train_epochs": args.num_train_epochs,
+            "per_device_train_batch_size": args.per_device_train_batch_size,
+            "weight_decay": args.weight_decay,
+        },
+        "task_fold": dict(sorted(fold_of.items())),
+    }
+
+
+def folds_complete(folds_dir: Path, k: int, seed: int) -> bool:
+    """``folds_dir`` holds a finished cross-fit with ``k`` folds assigned with ``seed``."""
+    f = folds_dir / "folds.json"
+    if not f.exists():
+        return False
+    plan = json.loads(f.read_text())
+    return plan.get("folds") == k and plan.get("seed") == seed
+
+
+def _same_plan(a: dict, b: dict) -> bool:
+    keys = ("folds", "seed", "estimator", "training", "task_fold")
+    return all(a.get(x) == b.get(x) for x in keys)
+
+
+def cross_fit(
+    cfg: EstimatorConfig,
+    data: RolloutDataset,
+    fold_of: dict[str, int],
+    k: int,
+    args: TrainingArguments,
+    collate,
+    out: Path,
+    frozen: tuple[ProgressEstimator, list, list] | None = None,
+) -> dict | None:
+    """Train the K fold estimators into ``<out>/estimator/folds`` (through ``<out>/estimator_folds.partial``,
+    where finished folds of an interrupted run with the same plan are kept) and return the ``cross_fit``
+    report: every rollout predicted by the fold estimator that never saw its task. ``frozen``: the
+    backbone (shared by every fold: only the heads are fitted) and its cached features of ``data``.
+    Returns None in the processes other than the main one."""
+    t0 = time.time()
+    tmp, final = out / "estimator_folds.partial", out / "estimator" / "folds"
+    plan = folds_plan(fold_of, k, args.seed, cfg, args)
+    main_process = args.process_index == 0
+    with args.main_process_first(desc="cross-fit folder"):
+        old = tmp / "folds.json"
+        if main_process and tmp.exists():
+            if not (old.exists() and _same_plan(json.loads(old.read_text()), plan)):
+                shutil.rmtree(tmp)  # another plan's folds: start again
+        if main_process:
+            tmp.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(tmp / "folds.json", {"command": command_line(), **plan})
+    done = {f for f in range(k) if (tmp / f"fold{f}").is_dir()}  # finished by an interrupted run
+    targets = [x["target"] for x in data.items]
+    preds, baselines = [0.0] * len(data), [0.0] * len(data)
+    for f in range(k):
+        train_idx = [i for i, r in enumerate(data.records) if fold_of[r.task_id] != f]
+        held = [i for i, r in enumerate(data.records) if fold_of[r.task_id] == f]
+        if not train_idx:
+            raise SystemExit(f"fold {f}: no usable rollout outside the fold's tasks to train on")
+        fold_dir = tmp / f"fold{f}"
+        what = "finished earlier, reused" if f in done else f"train on {len(train_idx)} rollouts"
+        print(f"[cross-fit] fold{f} of {k}: {what}, hold out {len(held)}")
+        set_seed(args.seed + f)
+        if frozen is not None:
+            base, feats, feat_targets = frozen
+            model = ProgressEstimator(cfg, base.lm)  # the shared frozen backbone, a fresh head
+            if f in done:
+                model.head.load_state_dict(load_file(fold_dir / "head.safetensors"))
+            else:
+                history = fit_head(
+                    model, [feats[i] for i in train_idx], [feat_targets[i] for i in train_idx], args
+                )
+            fold_preds = predict_cached(model, [feats[i] for i in held])
+        else:
+            if f in done:
+                model = ProgressEstimator.load(fold_dir).to(args.device)
+            else:
+                fold_args = copy.copy(args)
+                fold_args.output_dir = str(out / "checkpoints" / f"fold{f}")
+                trainer = Trainer(
+                    model=ProgressEstimator.create(cfg),
+                    args=fold_args,
+                    train_dataset=ListDataset([data.items[i] for i in train_idx]),
+                    data_collator=collate,
+                )
+                trainer.train(resume_from_checkpoint=last_checkpoint(fold_args.output_dir))
+                history = trainer.state.log_history
+                model = trainer.accelerator.unwrap_model(trainer.model)
+                del trainer
+            fold_preds = predict(model, ListDataset([data.items[i] for i in held]), collate)
+        if main_process and f not in done:
+            part = tmp / f"fold{f}.partial"
+            shutil.rmtree(part, ignore_errors=True)
+            model.save(part)
+            write_log_history(part / "train_log.jsonl", history)
+            part.replace(fold_dir)
+        mean_other = sum(targets[i] for i in train_idx) / len(train_idx)
+        for i, p in zip(held, fold_preds, strict=True):
+            preds[i], baselines[i] = p, mean_other
+        del model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    if not main_process:
+        return None
+    publish_dir(tmp, final)
+    rep = regression_report(preds, targets, baselines, "per fold, predict the mean reward of the other folds")
+    rep.update(folds=k, tasks=len(fold_of), seed=args.seed, seconds=round(time.time() - t0, 1))
+    rep["predictions"] = [
+        {"task_id": r.task_id, "rollout": r.rollout, "fold": fold_of[r.task_id], "reward": t, "prediction": p}
+        for r, t, p in zip(data.records, targets, preds, strict=True)
+    ]
+    return rep
+
+
 def main() -> None:
     est_args, args = HfArgumentParser((EstimatorArgs, TrainingArguments)).parse_args_into_dataclasses()
-    args = make_cpu_safe(args)
+    compute_dtype = configure_training_precision(args, est_args.dtype)
     args.remove_unused_columns = False
     args.label_names = ["target"]
     out = Path(args.output_dir)
     final = out / "estimator"
-    if (final / "estimator_config.json").exists() and not est_args.overwrite:
+    k = est_args.cross_fit_folds
+    if k < 0 or k == 1:
+        raise SystemExit(bad_folds_message(k, None))
+    train_main = est_args.overwrite or not (final / "estimator_config.json").exists()
+    train_folds = k >= 2 and (est_args.overwrite or not folds_complete(final / "folds", k, args.seed))
+    if not train_main and not train_folds:
         print(f"{final} exists; pass --overwrite to train again")
         return
+    if est_args.overwrite:
+        shutil.rmtree(out / "estimator_folds.partial", ignore_errors=True)
     args.output_dir = str(out / "checkpoints")
     set_seed(args.seed)
 
-    tokenizer = load_tokenizer(est_args.model)
     data_dir = Path(est_args.data_dir)
-    train = RolloutDataset(data_dir / "train.jsonl", tokenizer, est_args.max_length)
-    val = RolloutDataset(data_dir / "val.jsonl", tokenizer, est_args.max_length)
+    records = {name: read_records(data_dir / f"{name}.jsonl") for name in ("train", "val")}
+    fold_of = None
+    if train_folds:
+        try:
+            fold_of = assign_folds([r.task_id for rs in records.values() for r in rs], k, args.seed)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+    tokenizer = load_tokenizer(est_args.model)
+    train = RolloutDataset(records["train"], tokenizer, est_args.max_length)
+    val = RolloutDataset(records["val"], tokenizer, est_args.max_length)
     if len(train) == 0:
         raise SystemExit(f"{data_dir / 'train.jsonl'} has no usable rollouts")
     cfg = EstimatorConfig(
@@ -167,47 +370,78 @@ def main() -> None:
         mlp_hidden=est_args.mlp_hidden,
         lora_r=est_args.lora_r,
         lora_alpha=est_args.lora_alpha,
+        compute_dtype=dtype_name(compute_dtype),
     )
-    model = ProgressEstimator.create(cfg)
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"{len(train)} train / {len(val)} val rollouts; {n_trainable} trainable parameters")
     collate = StepCollator(tokenizer.pad_token_id)
-    t0 = time.time()
-    if cfg.backbone == "frozen":
-        history = train_head_on_cached_features(model, train, collate, args)
-        main_process = True
-    else:
-        trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
-        trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
-        history, main_process = trainer.state.log_history, trainer.is_world_process_zero()
-        model = trainer.accelerator.unwrap_model(trainer.model)
-    seconds = time.time() - t0
+    pooled = RolloutDataset.concat(train, val)
+    frozen, fold_seconds = None, 0.0
+    model = ProgressEstimator.create(cfg) if train_main or cfg.backbone == "frozen" else None
+    if train_folds and cfg.backbone == "frozen":
+        t0 = time.time()  # the backbone is read once, for the main estimator and every fold
+        frozen = (model, *cache_features(model, pooled, collate))
+        fold_seconds = time.time() - t0
+    main_process = True
+    if train_main:
+        n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(f"{len(train)} train / {len(val)} val rollouts; {n_trainable} trainable parameters")
+        t0 = time.time()
+        if cfg.backbone == "frozen" and frozen is not None:
+            history = fit_head(model, frozen[1][: len(train)], frozen[2][: len(train)], args)
+        elif cfg.backbone == "frozen":
+            history = train_head_on_cached_features(model, train, collate, args)
+        else:
+            trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
+            trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+            history, main_process = trainer.state.log_history, trainer.is_world_process_zero()
+            model = trainer.accelerator.unwrap_model(trainer.model)
+        seconds = time.time() - t0
+        if main_process:
+            publish_main(model, cfg, train, val, collate, history, n_trainable, seconds, out)
+        if cfg.backbone != "frozen":
+            del model, trainer  # the folds train their own backbones
+            gc.collect()
+    if train_folds:
+        rep = cross_fit(cfg, pooled, fold_of, k, args, collate, out, frozen)
+        if rep is not None:
+            rep["seconds"] = round(rep["seconds"] + fold_seconds, 1)
+            eval_path = out / "eval.json"
+            ev = json.loads(eval_path.read_text()) if eval_path.exists() else {"command": command_line()}
+            ev["cross_fit"] = rep
+            write_json_atomic(eval_path, ev)
+            print(
+                f"saved {final / 'folds'}; cross-fit ({k} folds, {rep['n']} rollouts) mse {rep['mse']} "
+                f"vs baseline {rep['baseline_mse']}, r={rep['pearson_r']}"
+            )
 
-    if main_process:
-        tmp = out / "estimator.partial"
-        model.save(tmp)
-        publish_dir(tmp, final)
-        write_log_history(out / "train_log.jsonl", history)
-        targets = {name: [x["target"] for x in d.items] for name, d in (("train", train), ("val", val))}
-        baseline = sum(targets["train"]) / len(targets["train"])
-        report = {
-            name: regression_report(predict(model, d, collate), targets[name], baseline)
-            for name, d in (("train", train), ("val", val))
-        }
-        write_json_atomic(
-            out / "eval.json",
-            {
-                "command": command_line(),
-                "estimator": asdict(cfg),
-                "trainable_parameters": n_trainable,
-                "train_seconds": round(seconds, 1),
-                **report,
-            },
-        )
-        v = report["val"]
-        print(
-            f"saved {final}; val mse {v.get('mse')} vs baseline {v.get('baseline_mse')}, r={v.get('pearson_r')}"
-        )
+
+def publish_main(model, cfg, train, val, collate, history, n_trainable, seconds, out: Path) -> None:
+    """Save the in-sample estimator to ``<out>/estimator`` and write ``train_log.jsonl`` and ``eval.json``
+    (train and val splits against predicting the mean training reward)."""
+    final = out / "estimator"
+    tmp = out / "estimator.partial"
+    model.save(tmp)
+    publish_dir(tmp, final)
+    write_log_history(out / "train_log.jsonl", history)
+    targets = {name: [x["target"] for x in d.items] for name, d in (("train", train), ("val", val))}
+    baseline = sum(targets["train"]) / len(targets["train"])
+    report = {
+        name: regression_report(predict(model, d, collate), targets[name], baseline)
+        for name, d in (("train", train), ("val", val))
+    }
+    write_json_atomic(
+        out / "eval.json",
+        {
+            "command": command_line(),
+            "estimator": asdict(cfg),
+            "trainable_parameters": n_trainable,
+            "train_seconds": round(seconds, 1),
+            **report,
+        },
+    )
+    v = report["val"]
+    print(
+        f"saved {final}; val mse {v.get('mse')} vs baseline {v.get('baseline_mse')}, r={v.get('pearson_r')}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,3 +26,7 @@ load_config() {  # load_config ENV_NAME
     MAX_STEPS="$MAX_STEPS_CAP"
   fi
 }
+ppo_dir() {  # ppo_dir VARIANT: the PPO output folder, ppo_<mode>[-turn]_<variant> (-turn: turn-level GAE)
+  local level="${PPO_GAE_LEVEL:-token}"
+  echo "$RUN_DIR/ppo_${PPO_MODE:-offline}$([[ "$level" == token ]] || echo "-$level")_$1"
+}

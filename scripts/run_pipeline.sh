@@ -29,8 +29,9 @@ for variant in $PPO_VARIANTS; do
 done
 stage eval_sft env MODEL="$RUN_DIR/sft/model" EVAL_DIR="$RUN_DIR/eval/sft" bash eval/run_eval.sh "$ENV_NAME"
 for variant in $PPO_VARIANTS; do
-  stage "eval_$variant" env MODEL="$RUN_DIR/ppo_${PPO_MODE}_$variant/merged" \
-    EVAL_DIR="$RUN_DIR/eval/ppo_${PPO_MODE}_$variant" bash eval/run_eval.sh "$ENV_NAME"
+  ppo="$(ppo_dir "$variant")"
+  stage "eval_$variant" env MODEL="$ppo/merged" EVAL_DIR="$RUN_DIR/eval/$(basename "$ppo")" \
+    bash eval/run_eval.sh "$ENV_NAME"
 done
 stage report "$PY" eval/report.py --run-dir "$RUN_DIR"
 echo "stage seconds (this run):"; grep -F "$RUN_STARTED" "$TIMINGS" | cut -f1,2

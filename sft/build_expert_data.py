@@ -1,10 +1,14 @@
 """Build the SFT expert file (ShareGPT) from an environment's own expert.
 
     python sft/build_expert_data.py --env alfworld --output data/sft/alfworld_sft.json
+    python sft/build_expert_data.py --env alfworld --icl-examples 0     # -> data/sft/alfworld_sft_icl0.json
 
 Each record is the conversation the agent sees at evaluation (instruction, in-context example, task),
 followed by the expert's turns as ``Thought: ...\\nAction: ...`` with thoughts written from the expert's
 plan (see ``eval_agent/experts``). ``context_turns`` marks where the expert's turns begin.
+``--icl-examples 0`` leaves the in-context example out (instruction + task, as SPA-RL's own data script
+does before the estimator); each record's ``icl_examples`` field says which prompt it holds, and the
+default output path differs (``data/sft/<env>_sft.json`` for 1, ``<env>_sft_icl0.json`` for 0).
 
 ALFWorld uses the 3,119 training games of ETO's SFT set by default (``--games eto``, listed in the data
 mirror's ``meta/steca_game_file_to_id.json``, in that file's id order), or every training game
@@ -27,6 +31,7 @@ from tqdm import tqdm
 from envs import load_tasks
 from envs.paths import data_dir, default_mirror
 from eval_agent.experts import expert_messages
+from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, validate_icl_examples
 from eval_agent.schema import write_json_atomic
 from eval_agent.sharegpt import from_messages, read_sharegpt, to_messages, write_sharegpt
 
@@ -34,12 +39,19 @@ from eval_agent.sharegpt import from_messages, read_sharegpt, to_messages, write
 @dataclass
 class BuildConfig:
     env: str = "alfworld"
-    output: str = ""  # default data/sft/<env>_sft.json
+    output: str = ""  # default data/sft/<env>_sft.json (icl_examples 0: <env>_sft_icl0.json)
     games: str = "eto"  # alfworld: eto (ETO's 3,119 SFT games) | all (every training game)
     num_tasks: int | None = None  # first N trajectories only (demo / tests)
     max_expert_steps: int | None = None  # drop experts longer than this (None: keep all)
     original: str | None = None  # ETO/SPA-RL ShareGPT file to use instead of building
     tokenizer: str | None = None  # a model folder: also count tokens per trajectory
+    icl_examples: int = DEFAULT_ICL_EXAMPLES  # in-context examples in the prompt: 1 (paper) or 0
+
+
+def default_output(env: str, icl_examples: int) -> Path:
+    """The expert file's default path; the two settings never share one."""
+    suffix = "" if icl_examples == DEFAULT_ICL_EXAMPLES else f"_icl{icl_examples}"
+    return data_dir() / "sft" / f"{env}_sft{suffix}.json"
 
 
 def eto_alfworld_games() -> list[str]:
@@ -73,13 +85,20 @@ def build(cfg: BuildConfig) -> list[dict]:
     for task in tqdm(tasks, desc=f"expert {cfg.env}", unit="traj"):
         if cfg.num_tasks is not None and len(records) >= cfg.num_tasks:
             break
-        messages, prefix_len = expert_messages(task)
+        messages, prefix_len = expert_messages(task, cfg.icl_examples)
         n_steps = sum(m["role"] == "assistant" for m in messages[prefix_len:])
         if cfg.max_expert_steps is not None and n_steps > cfg.max_expert_steps:
             dropped += 1
             continue
         records.append(
-            from_messages(task.task_id, messages, prefix_len, env=cfg.env, task_type=task.task_type)
+            from_messages(
+                task.task_id,
+                messages,
+                prefix_len,
+                env=cfg.env,
+                task_type=task.task_type,
+                icl_examples=cfg.icl_examples,
+            )
         )
     if dropped:
         print(f"dropped {dropped} experts longer than {cfg.max_expert_steps} steps", file=sys.stderr)
@@ -120,15 +139,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in vars(BuildConfig()).items():
         flag = "--" + name.replace("_", "-")
-        kind = int if name in ("num_tasks", "max_expert_steps") else str
-        p.add_argument(flag, type=kind, default=default)
+        kind = int if name in ("num_tasks", "max_expert_steps", "icl_examples") else str
+        help_ = "in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task only)"
+        p.add_argument(flag, type=kind, default=default, help=help_ if name == "icl_examples" else None)
     cfg = BuildConfig(**vars(p.parse_args()))
-    out = Path(cfg.output or data_dir() / "sft" / f"{cfg.env}_sft.json")
+    validate_icl_examples(cfg.icl_examples, "--icl-examples")
+    out = Path(cfg.output or default_output(cfg.env, cfg.icl_examples))
     original = Path(cfg.original) if cfg.original else data_dir() / "original" / f"{cfg.env}_sft.json"
     t0 = time.time()
-    if original.exists():
+    if cfg.icl_examples != 1 and cfg.original:
+        raise SystemExit(
+            f"--original {cfg.original}: ETO's files hold the in-context example (icl_examples=1); "
+            f"--icl-examples {cfg.icl_examples} builds from the environment's expert instead"
+        )
+    if original.exists() and cfg.icl_examples == 1:
         print(f"using the original expert file {original}", file=sys.stderr)
-        records = read_sharegpt(original)[: cfg.num_tasks]
+        records = [{"icl_examples": 1, **r} for r in read_sharegpt(original)[: cfg.num_tasks]]
         source = str(original)
     elif cfg.original:
         raise SystemExit(f"--original {cfg.original} does not exist")

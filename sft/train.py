@@ -4,7 +4,8 @@ assistant turns only.
     python sft/train.py --data data/sft/alfworld_sft.json --model models/smollm2-135m-instruct \\
         --output_dir runs/demo/alfworld/sft --num_train_epochs 3 --learning_rate 2e-5 ...
 
-Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed``, ``--bf16``, ...); launch with
+Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed``, ...); ``--dtype`` picks the compute
+dtype (default: bf16 where the hardware has it, see eval_agent/precision.py). Launch with
 ``accelerate launch`` for several GPUs. Writes ``<output_dir>/model`` (safetensors + tokenizer),
 ``train_log.jsonl`` (the trainer's log history) and ``train_summary.json``; checkpoints go to
 ``<output_dir>/checkpoints`` and a rerun resumes from the newest one.
@@ -23,6 +24,14 @@ from transformers import AutoModelForCausalLM, HfArgumentParser, Trainer, Traini
 
 from eval_agent.backends.hf import load_tokenizer
 from eval_agent.chat import render_chat
+from eval_agent.precision import configure_training_precision, dtype_name
+from eval_agent.prompts import (
+    check_icl_examples,
+    check_model_icl,
+    recorded_icl,
+    validate_icl_examples,
+    write_model_info,
+)
 from eval_agent.schema import command_line, write_json_atomic
 from eval_agent.sharegpt import read_sharegpt, to_messages
 from eval_agent.training import (
@@ -30,7 +39,6 @@ from eval_agent.training import (
     CausalLMCollator,
     labelled_positions_loss,
     last_checkpoint,
-    make_cpu_safe,
     publish_dir,
     write_log_history,
 )
@@ -48,6 +56,21 @@ class SFTArgs:
     overwrite: bool = field(default=False, metadata={"help": "train again even if <output_dir>/model exists"})
     train_on_context: bool = field(
         default=False, metadata={"help": "also learn the in-context example's turns (ETO's behaviour)"}
+    )
+    icl_examples: int = field(
+        default=1,
+        metadata={
+            "help": "in-context examples in the prompt (--icl_examples or --icl-examples): 1 (the paper's) "
+            "or 0 (instruction + task); the expert file must be built with the same setting, and it is "
+            "recorded in <output_dir>/model/spa_rl.json"
+        },
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "compute dtype: auto (bf16 on a GPU or a CPU with bf16 instructions, else fp32) | "
+            "bf16 | fp32; bf16 runs the forward pass under autocast with fp32 master weights"
+        },
     )
 
 
@@ -94,10 +117,12 @@ class ExpertDataset(Dataset):
 
 def main() -> None:
     sft_args, args = HfArgumentParser((SFTArgs, TrainingArguments)).parse_args_into_dataclasses()
-    args = make_cpu_safe(args)
+    compute_dtype = configure_training_precision(args, sft_args.dtype)
     out = Path(args.output_dir)
     final = out / "model"
+    validate_icl_examples(sft_args.icl_examples, "--icl_examples")
     if (final / "config.json").exists() and not sft_args.overwrite:
+        check_model_icl(final, sft_args.icl_examples)  # a finished model of the other setting: say so
         print(f"{final} exists; pass --overwrite to train again")
         return
     args.output_dir = str(out / "checkpoints")
@@ -106,6 +131,10 @@ def main() -> None:
     tokenizer = load_tokenizer(sft_args.model)
     tokenizer.padding_side = "right"
     records = read_sharegpt(sft_args.data)
+    for i, r in enumerate(records):  # an expert file built with the other prompt is refused
+        where = f"{sft_args.data} (record {i}, id {r['id']!r})"
+        check_icl_examples(sft_args.icl_examples, recorded_icl(r, where), where, "the expert data")
+    check_model_icl(sft_args.model, sft_args.icl_examples)
     if sft_args.task_types:
         wanted = {t.strip() for t in sft_args.task_types.split(",")}
         records = [r for r in records if r.get("task_type") in wanted]
@@ -141,6 +170,9 @@ def main() -> None:
         tokenizer.padding_side = "left"  # the saved folder is for generation
         tokenizer.save_pretrained(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the summary keeps the arguments
+        write_model_info(
+            tmp, sft_args.icl_examples, stage="sft", data=sft_args.data, base_model=sft_args.model
+        )
         publish_dir(tmp, final)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         tokens = data.n_tokens() * args.num_train_epochs
@@ -156,6 +188,7 @@ def main() -> None:
             "last_loss": losses[-1] if losses else None,
             "train_loss": result.training_loss,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "compute_dtype": dtype_name(compute_dtype),
             "world_size": args.world_size,
             "training_args": json.loads(args.to_json_string()),
         }

@@ -108,11 +108,11 @@ class ExpertReplay:
 
     name = "replay"
 
-    def __init__(self, env: str, actions: dict[str, list[str]]):
+    def __init__(self, env: str, actions: dict[str, list[str]], icl_examples: int = 1):
         from eval_agent.prompts import get_prompt
 
         self.actions = actions
-        self.prefix = len(get_prompt(env).build(""))  # messages before the agent's first reply
+        self.prefix = len(get_prompt(env).build("", icl_examples))  # messages before the agent's first reply
 
     def generate(self, conversations, cfg, keys=None):
         from eval_agent.backends.base import Generation
@@ -129,13 +129,18 @@ class ExpertReplay:
         pass
 
 
-def replay_experts(env: str, tasks, actions: dict[str, list[str]], out, batch_size: int = 2):
+def replay_experts(env: str, tasks, actions: dict[str, list[str]], out, batch_size: int = 2, icl_examples=1):
     """Run ``tasks`` through the rollout runner with :class:`ExpertReplay`; every episode must win with
     reward 1 in exactly its expert's number of steps. Returns the episode records."""
     from eval_agent.runner import RolloutConfig, run_rollouts
 
     recs, _ = run_rollouts(
-        tasks, ExpertReplay(env, actions), out, RolloutConfig(batch_size=batch_size), progress=False
+        tasks,
+        ExpertReplay(env, actions, icl_examples),
+        out,
+        RolloutConfig(batch_size=batch_size),
+        progress=False,
+        icl_examples=icl_examples,
     )
     assert all(r.success and r.reward == 1.0 and r.finish_reason == "success" for r in recs)
     assert {r.task_id: r.n_steps for r in recs} == {k: len(v) for k, v in actions.items()}

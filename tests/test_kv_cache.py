@@ -15,7 +15,7 @@ TINY = models_dir() / "tiny-llama"
 
 
 def play(model_path, cache, tmp_path, n_tasks, steps, max_new_tokens):
-    policy = HFPolicy(model_path, device="cpu", batch_size=n_tasks, kv_cache=cache)
+    policy = HFPolicy(model_path, device="cpu", dtype="fp32", batch_size=n_tasks, kv_cache=cache)
     tasks = load_tasks("alfworld", "unseen", limit=n_tasks)
     cfg = RolloutConfig(
         batch_size=n_tasks, max_steps=steps, generation=GenerationConfig(max_new_tokens=max_new_tokens)
@@ -125,3 +125,146 @@ def test_batched_caches_are_adopted_without_a_copy():
     copied = preallocated_cache(1, 20, past)
     assert copied.layers[0]._k.data_ptr() != buffers[0][0].data_ptr()
     assert torch.equal(copied.layers[0].keys, past[0][0])
+
+
+# The fast decode path (kv_cache.FastDecoder, the backend's default on CPU) against transformers' generate.
+
+
+def play_paths(model_path, tmp_path, n_tasks, steps, max_new_tokens, temperature=0.0):
+    """The same rollouts through the fast decoder and through ``generate`` (both with the cross-turn cache)."""
+    tasks = load_tasks("alfworld", "unseen", limit=n_tasks)
+    gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=3)
+    cfg = RolloutConfig(batch_size=n_tasks, max_steps=steps, generation=gen)
+    out = {}
+    for fast in (True, False):
+        policy = HFPolicy(model_path, device="cpu", dtype="fp32", batch_size=n_tasks, fast_decode=fast)
+        assert (policy._decoder is not None) == fast
+        out[fast], _ = run_rollouts(tasks, policy, tmp_path / f"fast_{fast}.jsonl", cfg, progress=False)
+    return out[True], out[False]
+
+
+def test_tiny_model_fast_decode_same_replies_as_generate(tmp_path):
+    fast, old = play_paths(TINY, tmp_path, 3, 4, 12)
+    assert_same_episodes(fast, old)
+
+
+def test_tiny_model_fast_decode_samples_like_generate(tmp_path):
+    """Sampling goes through transformers' own temperature/top-p warpers and the same random draws."""
+    fast, old = play_paths(TINY, tmp_path, 2, 2, 12, temperature=1.0)
+    assert_same_episodes(fast, old)
+
+
+@pytest.mark.slow
+def test_smollm2_fast_decode_same_replies_as_generate(tmp_path):
+    fast, old = play_paths(SMOL, tmp_path, 4, 3, 48)
+    assert_same_episodes(fast, old)
+    assert any(s.action for r in fast for s in r.steps)
+
+
+def _expanded_reference(q, k, v, keep, scale):
+    import torch
+
+    B, H, R, D = q.shape
+    kx, vx = (t.repeat_interleave(R, dim=1).float() for t in (k, v))
+    return torch.nn.functional.scaled_dot_product_attention(
+        q.reshape(B, H * R, 1, D).float(), kx, vx, attn_mask=keep[:, None, None, :], scale=scale
+    ).view(B, H, R, D)
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize(
+    "shape", [(3, 3, 3, 64, 37), (2, 2, 2, 16, 64), (2, 1, 5, 32, 100), (2, 2, 3, 24, 9)]
+)
+def test_decode_attention_matches_sdpa(shape, dtype, use_kernel):
+    """Attention on the key/value heads over views of longer buffers with padding holes equals sdpa over
+    expanded heads (sequence lengths not a multiple of 16; head size 24: the torch fallback)."""
+    import torch
+
+    from eval_agent.backends.kv_cache import gqa_decode_attention
+
+    B, H, R, D, L = shape
+    dt = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(0)
+    k_buf, v_buf = (torch.randn(B, H, L + 7, D, generator=gen).to(dt) for _ in range(2))
+    k, v = k_buf[:, :, :L], v_buf[:, :, :L]
+    q = torch.randn(B, H, R, D, generator=gen).to(dt)
+    keep = torch.ones(B, L, dtype=torch.bool)
+    keep[0, : L // 3] = False
+    bias = torch.zeros(B, L + 7).masked_fill(torch.nn.functional.pad(~keep, (0, 7)), float("-inf"))[:, :L]
+    got = gqa_decode_attention(q, k, v, bias, D**-0.5, use_kernel=use_kernel)
+    want = _expanded_reference(q, k, v, keep, D**-0.5)
+    assert got.dtype == dt and got.shape == (B, H, R, D)
+    tol = 2e-6 if dtype == "float32" else 2e-2
+    assert torch.allclose(got.float(), want, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+@pytest.mark.parametrize("capacity", [30, 9])
+def test_fast_decoder_matches_generate(use_kernel, capacity):
+    """Same tokens (rows stopping at different steps, then fed the pad token) and the same cache as
+    generate, also when the turn outgrows the buffers (capacity 9)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from eval_agent.backends.kv_cache import FastDecoder, preallocated_cache
+
+    model = AutoModelForCausalLM.from_pretrained(TINY).eval()
+    n_layers = model.config.num_hidden_layers
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6], [0, 9, 8, 7, 6, 5]])
+    mask = (ids != 0).long()
+    stop = [7, 41411]  # tokens the tiny model writes early in some rows and late or never in others
+    with torch.no_grad():
+        want_cache = preallocated_cache(n_layers, 6 + 20)
+        want = model.generate(input_ids=ids, attention_mask=mask, past_key_values=want_cache,
+                              max_new_tokens=20, do_sample=False, eos_token_id=stop, pad_token_id=0)  # fmt: skip
+        cache = preallocated_cache(n_layers, capacity)
+        decoder = FastDecoder(model, use_kernel=use_kernel)
+        got = decoder.decode(ids, mask, cache, 20, stop, 0)
+    assert torch.equal(got, want[:, 6:])
+    assert cache.layers[0].length == want_cache.layers[0].length == 6 + got.shape[1] - 1
+    for a, b in zip(cache.layers, want_cache.layers, strict=True):
+        assert torch.allclose(a.keys, b.keys, atol=1e-5) and torch.allclose(a.values, b.values, atol=1e-5)
+
+
+def test_fast_decoder_follows_weight_updates():
+    """The packed copy of the weights is rebuilt after an in-place update (an optimizer step)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from eval_agent.backends.kv_cache import FastDecoder, preallocated_cache
+
+    model = AutoModelForCausalLM.from_pretrained(TINY).eval()
+    n_layers = model.config.num_hidden_layers
+    ids, mask = torch.tensor([[3, 4, 5, 6]]), torch.ones(1, 4, dtype=torch.long)
+    decoder = FastDecoder(model)
+
+    def both():
+        with torch.no_grad():
+            want = model.generate(input_ids=ids, attention_mask=mask, past_key_values=preallocated_cache(n_layers, 20),
+                                  max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=0)  # fmt: skip
+            return decoder.decode(ids, mask, preallocated_cache(n_layers, 20), 12, [], 0), want[:, 4:]
+
+    before, want = both()
+    assert torch.equal(before, want)
+    with torch.no_grad():
+        for p in model.model.layers[1].mlp.parameters():
+            p.mul_(-3.0)
+    after, want = both()
+    assert torch.equal(after, want) and not torch.equal(after, before)
+
+
+def test_fast_decode_only_for_models_it_supports():
+    """A peft LoRA wrapper (online PPO's policy) falls back to generate."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from eval_agent.backends.kv_cache import FastDecoder
+
+    model = AutoModelForCausalLM.from_pretrained(TINY)
+    assert FastDecoder.unsupported(model) is None
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    assert FastDecoder.unsupported(lora) is not None
+    assert FastDecoder.unsupported(lora.get_base_model()) is not None  # its linear layers are wrapped
+    policy = HFPolicy(TINY, device="cpu", model=lora)
+    assert policy._decoder is None and not policy.fast_decode

@@ -65,10 +65,24 @@ def test_clipped_losses_and_kl_controller():
     assert adaptive.update(12.0, 10) == pytest.approx(0.3 * (1 + 0.2 * 10 / 100))
 
 
-def ppo_record(messages, prefix_len, rewards):
+def ppo_record(messages, prefix_len, rewards, temperature=1.0):
     n = len(rewards)
     return PPORecord(
-        "alfworld", "t", 0, messages, prefix_len, n, 1.0, True, [0.0] * n, [1.0] * n, rewards, "x", 1, 0.5
+        "alfworld",
+        "t",
+        0,
+        messages,
+        prefix_len,
+        n,
+        1.0,
+        True,
+        [0.0] * n,
+        [1.0] * n,
+        rewards,
+        "x",
+        1,
+        0.5,
+        temperature,
     )
 
 

@@ -3,6 +3,7 @@ tiny model."""
 
 import copy
 import json
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -36,7 +37,7 @@ def record_from_expert(task, n_steps=None, success=True, rollout=0, grounded=Non
     return TrajectoryRecord(
         env="alfworld", split="train", task_id=task.task_id, task_type=task.task_type, rollout=rollout,
         messages=msgs, prefix_len=prefix, steps=steps, reward=float(success), success=success,
-        n_steps=n, finish_reason="success" if success else "max_steps",
+        n_steps=n, finish_reason="success" if success else "max_steps", meta={"temperature": 0.7},
     )  # fmt: skip
 
 
@@ -184,3 +185,174 @@ def test_malformed_ppo_and_step_value_files_name_file_and_line(tmp_path, records
     )
     with pytest.raises(RecordError, match=rf"{sv}:2: field 'values'"):
         read_step_values(sv)
+
+
+# ---------------------------------------------------------------------------------------------------
+# K-fold cross-fitting by task (prm/train.py --cross_fit_folds, prm/infer.py)
+
+FOLDS = 3
+
+
+def _run_recipe(relpath: str, argv: list[str]):
+    from unittest import mock
+
+    recipe = load_recipe(relpath)
+    with mock.patch.object(sys, "argv", [relpath, *argv]):
+        recipe.main()
+
+
+def _train_argv(data_dir, out, k: int) -> list[str]:
+    return ["--data_dir", str(data_dir), "--model", TINY, "--output_dir", str(out), "--head", "mlp",
+            "--backbone", "frozen", "--mlp_hidden", "32", "--num_train_epochs", "40", "--learning_rate", "3e-3",
+            "--per_device_train_batch_size", "4", "--logging_steps", "1000", "--save_strategy", "no",
+            "--report_to", "none", "--seed", "0", "--cross_fit_folds", str(k), "--dtype", "fp32"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cross_fit_run(alfworld_ready, tmp_path_factory):
+    """4 tasks x 2 rollouts (a success and a cut failure); the in-sample estimator trained first, then
+    the same run dir switched to 3-fold cross-fitting. Every ``fit_head`` call of the second run is
+    recorded as the pooled rollouts (indices into ``cache_features``' data) it trained on."""
+    from unittest import mock
+
+    tasks = load_tasks("alfworld", "train", limit=4)
+    recs = []
+    for i, t in enumerate(tasks):
+        recs.append(record_from_expert(t, success=True))
+        recs.append(record_from_expert(t, n_steps=2 + i % 2, success=False, rollout=1))
+    root = tmp_path_factory.mktemp("crossfit")
+    data = root / "data"
+    data.mkdir()
+    val_task = tasks[3].task_id
+    (data / "train.jsonl").write_text("".join(r.to_json() + "\n" for r in recs if r.task_id != val_task))
+    (data / "val.jsonl").write_text("".join(r.to_json() + "\n" for r in recs if r.task_id == val_task))
+    out = root / "est"
+    _run_recipe("prm/train.py", _train_argv(data, out, 0))
+    main_head = (out / "estimator" / "head.safetensors").read_bytes()
+    eval_before = json.loads((out / "eval.json").read_text())
+    assert not (out / "estimator" / "folds").exists() and "cross_fit" not in eval_before
+
+    recipe = load_recipe("prm/train.py")
+    seen = {"cache": None, "fits": []}
+    real_cache, real_fit = recipe.cache_features, recipe.fit_head
+
+    def cache_spy(model, dataset, collate, *args):
+        feats, targets = real_cache(model, dataset, collate, *args)
+        seen["cache"] = (list(dataset.records), feats)
+        return feats, targets
+
+    def fit_spy(model, feats, targets, args):
+        index = {id(f): i for i, f in enumerate(seen["cache"][1])}
+        seen["fits"].append([index[id(f)] for f in feats])
+        return real_fit(model, feats, targets, args)
+
+    with (
+        mock.patch.object(recipe, "cache_features", cache_spy),
+        mock.patch.object(recipe, "fit_head", fit_spy),
+    ):
+        _run_recipe("prm/train.py", _train_argv(data, out, FOLDS))
+    return SimpleNamespace(out=out, data=data, records=recs, main_head=main_head, eval_before=eval_before,
+                           seen=seen, root=root)  # fmt: skip
+
+
+def test_cross_fit_folds_never_train_on_the_tasks_they_score(cross_fit_run):
+    run = cross_fit_run
+    est = run.out / "estimator"
+    # Switching cross-fitting on for a finished run trains only the folds: the main estimator and its
+    # train / val report are untouched, and the published folds leave no partial folder behind.
+    assert (est / "head.safetensors").read_bytes() == run.main_head
+    ev = json.loads((run.out / "eval.json").read_text())
+    assert ev["train"] == run.eval_before["train"] and ev["val"] == run.eval_before["val"]
+    assert not (run.out / "estimator_folds.partial").exists()
+
+    plan = json.loads((est / "folds" / "folds.json").read_text())
+    task_fold = plan["task_fold"]
+    tasks = sorted({r.task_id for r in run.records})
+    assert plan["folds"] == FOLDS and plan["seed"] == 0
+    assert sorted(task_fold) == tasks  # every task in exactly one fold (a dict: one fold per task)
+    assert set(task_fold.values()) == set(range(FOLDS))  # no empty fold
+    for f in range(FOLDS):
+        assert ProgressEstimator.load(est / "folds" / f"fold{f}").cfg.backbone == "frozen"
+
+    # Each fold's head was fitted on exactly the rollouts of the other folds' tasks.
+    pooled, _ = run.seen["cache"]
+    assert len(pooled) == len(run.records) and len(run.seen["fits"]) == FOLDS
+    for f, trained in enumerate(run.seen["fits"]):
+        trained_tasks = {pooled[i].task_id for i in trained}
+        assert trained_tasks == {t for t in tasks if task_fold[t] != f}
+        assert sorted(trained) == [i for i, r in enumerate(pooled) if task_fold[r.task_id] != f]
+
+    # eval.json: an out-of-fold prediction for every rollout, from the fold that holds its task out.
+    cf = ev["cross_fit"]
+    assert cf["n"] == len(run.records) and cf["folds"] == FOLDS and cf["tasks"] == len(tasks)
+    assert {(p["task_id"], p["rollout"]) for p in cf["predictions"]} == {r.key for r in run.records}
+    assert all(p["fold"] == task_fold[p["task_id"]] for p in cf["predictions"])
+    assert cf["baseline"] == "per fold, predict the mean reward of the other folds"
+    for key in ("mse", "baseline_mse", "beats_baseline", "pearson_r", "seconds"):
+        assert key in cf
+    rewards = [p["reward"] for p in cf["predictions"]]
+    baseline = 0.0
+    for p in cf["predictions"]:
+        others = [q["reward"] for q in cf["predictions"] if q["fold"] != p["fold"]]
+        baseline += (sum(others) / len(others) - p["reward"]) ** 2 / len(rewards)
+    assert cf["baseline_mse"] == pytest.approx(baseline)
+    # A rerun with the same fold count finds everything in place.
+    _run_recipe("prm/train.py", _train_argv(run.data, run.out, FOLDS))
+    assert json.loads((est / "folds" / "folds.json").read_text()) == plan
+
+
+def test_infer_cross_fit_scores_each_rollout_with_its_held_out_fold(cross_fit_run, smol_tokenizer):
+    from eval_agent.progress import estimate_step_values
+
+    run = cross_fit_run
+    est = run.out / "estimator"
+    rollouts = run.root / "episodes.jsonl"
+    rollouts.write_text("".join(r.to_json() + "\n" for r in run.records))
+    cf_out, in_out = run.root / "cf_values.jsonl", run.root / "in_values.jsonl"
+    _run_recipe(
+        "prm/infer.py", ["--estimator", str(est), "--rollouts", str(rollouts), "--output", str(cf_out)]
+    )
+    _run_recipe("prm/infer.py", ["--estimator", str(est), "--rollouts", str(rollouts), "--output", str(in_out),
+                                 "--in-sample"])  # fmt: skip
+    cf_info = json.loads(cf_out.with_suffix(".info.json").read_text())
+    in_info = json.loads(in_out.with_suffix(".info.json").read_text())
+    assert (cf_info["mode"], cf_info["folds"]) == (f"cross-fit {FOLDS}", FOLDS)
+    assert (in_info["mode"], in_info["folds"]) == ("in-sample", 0)
+    cf_lines = [json.loads(ln) for ln in cf_out.read_text().splitlines()]
+    in_lines = [json.loads(ln) for ln in in_out.read_text().splitlines()]
+    assert [set(d) for d in cf_lines] == [set(d) for d in in_lines]  # same output format
+    cf, ins = read_step_values(cf_out), read_step_values(in_out)
+    task_fold = json.loads((est / "folds" / "folds.json").read_text())["task_fold"]
+    main = ProgressEstimator.load(est)
+    folds = [ProgressEstimator.load(est / "folds" / f"fold{f}") for f in range(FOLDS)]
+    oof = {(p["task_id"], p["rollout"]): p["prediction"] for p in json.loads((run.out / "eval.json").read_text())
+           ["cross_fit"]["predictions"]}  # fmt: skip
+    for rec in run.records:
+        ((own, _),) = estimate_step_values(folds[task_fold[rec.task_id]], smol_tokenizer, [rec])
+        ((paper, _),) = estimate_step_values(main, smol_tokenizer, [rec])
+        assert cf[rec.key] == pytest.approx(own, abs=1e-5)
+        assert ins[rec.key] == pytest.approx(paper, abs=1e-5)
+        assert max(abs(a - b) for a, b in zip(cf[rec.key], ins[rec.key], strict=True)) > 1e-4
+        assert sum(cf[rec.key]) == pytest.approx(oof[rec.key], abs=1e-4)  # eval.json's held-out prediction
+    # A rollout of a task no fold has seen: an error, unless the main estimator scores everything.
+    stranger = copy.deepcopy(run.records[0])
+    stranger.task_id = "unseen/task"
+    extra = run.root / "extra.jsonl"
+    extra.write_text(stranger.to_json() + "\n")
+    with pytest.raises(SystemExit, match="in no fold.*--in-sample"):
+        _run_recipe("prm/infer.py", ["--estimator", str(est), "--rollouts", str(extra), "--output",
+                                     str(run.root / "x.jsonl")])  # fmt: skip
+    _run_recipe("prm/infer.py", ["--estimator", str(est), "--rollouts", str(extra), "--output",
+                                 str(run.root / "x.jsonl"), "--in-sample"])  # fmt: skip
+    assert read_step_values(run.root / "x.jsonl")[stranger.key] == pytest.approx(
+        ins[run.records[0].key], abs=1e-5
+    )
+
+
+@pytest.mark.parametrize("k", [1, -2, 5])
+def test_bad_cross_fit_fold_count_is_a_clear_error(cross_fit_run, tmp_path, k):
+    with pytest.raises(SystemExit, match=rf"--cross_fit_folds {k}:.*2 <= K <= the number of tasks") as e:
+        _run_recipe("prm/train.py", _train_argv(cross_fit_run.data, tmp_path / "est", k))
+    if k == 5:
+        assert "the data has 4 tasks" in str(e.value)
+    assert not (tmp_path / "est" / "estimator").exists()

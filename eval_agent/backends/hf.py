@@ -14,6 +14,7 @@ from eval_agent.backends.base import Generation, GenerationConfig, Message
 from eval_agent.backends.kv_cache import (
     MIN_SHARED_PREFIX,
     CachedTokens,
+    FastDecoder,
     KVStore,
     common_prefix,
     gather_row,
@@ -21,6 +22,7 @@ from eval_agent.backends.kv_cache import (
     stack_left_padded,
 )
 from eval_agent.chat import end_of_turn_ids, render_prompt
+from eval_agent.precision import resolve_dtype
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -64,15 +66,12 @@ class HFPolicy:
         kv_cache: bool = True,
         prefill_shared: bool = True,
         preallocate: bool = True,
+        fast_decode: bool = True,
     ):
         self.device = pick_device(device)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path)
         if model is None:
-            torch_dtype = (
-                getattr(torch, dtype)
-                if dtype
-                else (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
-            )
+            torch_dtype = resolve_dtype(dtype, self.device)  # auto: bf16 where the hardware has it
             model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device)
         self.model = model.eval()
         self.batch_size = batch_size
@@ -84,6 +83,22 @@ class HFPolicy:
         self.prefill_shared = prefill_shared
         self.preallocate = preallocate
         self._n_layers = self.model.config.get_text_config().num_hidden_layers
+        # The decode loop of kv_cache.FastDecoder (packed weights, an attention kernel on the key/value heads)
+        # where it supports the model (a plain Llama on CPU), else transformers' generate. It continues a
+        # preallocated cache, so preallocate=False (the benchmarks' old path) keeps generate as well.
+        self.fast_decode = fast_decode and preallocate and FastDecoder.unsupported(self.model) is None
+        self._decoder = FastDecoder(self.model) if self.fast_decode else None
+
+    def weights_changed(self) -> None:
+        """Forget every cached key/value (the shared prompt prefix and the episodes' caches): they were
+        computed with the old weights. Online PPO calls this after each update, so that its rollouts come
+        from the current policy and not from a prefix encoded by the starting one."""
+        if self.kv is not None:
+            old = self.kv
+            self.kv = KVStore()
+            self.kv.reused_tokens, self.kv.encoded_tokens = old.reused_tokens, old.encoded_tokens
+        if self._decoder is not None:
+            self._decoder.invalidate()  # its packed copy of the weights
 
     def release(self, keys: list[Hashable]) -> None:
         """Forget the caches of finished episodes."""
@@ -162,15 +177,8 @@ class HFPolicy:
         else:
             past_mask, cache = torch.zeros((len(batch), 0), dtype=torch.long), self._new_cache(capacity)
         # Only the new tokens go in; the mask covers cache + new, so positions stay true.
-        out = self.model.generate(
-            input_ids=new_ids.to(self.device),
-            attention_mask=torch.cat([past_mask, new_mask], dim=1).to(self.device),
-            past_key_values=cache,
-            return_dict_in_generate=True,
-            **self._sampling_kwargs(cfg),
-        )
-        generated = out.sequences[:, width_n:].tolist()
-        kv_after = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        generated = self._run(new_ids, torch.cat([past_mask, new_mask], dim=1), cache, cfg)
+        kv_after = [(layer.keys, layer.values) for layer in cache.layers]
         # width_p + width_n + (generated - 1): the last generated token is never fed back.
         cache_len = kv_after[0][0].shape[2]
         results = []
@@ -211,11 +219,36 @@ class HFPolicy:
     def _generate_batch(self, batch: list[list[int]], cfg: GenerationConfig) -> list[Generation]:
         input_ids, attention = left_pad(batch, self.tokenizer.pad_token_id)
         width = input_ids.shape[1]
+        generated = self._run(input_ids, attention, self._new_cache(width + cfg.max_new_tokens), cfg)
+        return [self._finish(generated[r], len(ids)) for r, ids in enumerate(batch)]
+
+    def _run(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        cache: DynamicCache,
+        cfg: GenerationConfig,
+    ) -> list[list[int]]:
+        """The generated tokens of each row (after a stop token: pad tokens), continuing ``cache`` (left with
+        every token but the last generated one), by the fast decoder or ``generate``."""
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        if self._decoder is not None:
+            sampling = cfg.temperature > 0
+            tokens = self._decoder.decode(
+                input_ids,
+                attention_mask,
+                cache,
+                cfg.max_new_tokens,
+                self.stop_ids,
+                self.tokenizer.pad_token_id,
+                temperature=cfg.temperature if sampling else 0.0,
+                top_p=cfg.top_p if sampling else 1.0,
+            )
+            return tokens.tolist()
         seqs = self.model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention.to(self.device),
-            past_key_values=self._new_cache(width + cfg.max_new_tokens),
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            past_key_values=cache,
             **self._sampling_kwargs(cfg),
         )
-        results = [self._finish(seqs[r, width:].tolist(), len(ids)) for r, ids in enumerate(batch)]
-        return results
+        return seqs[:, input_ids.shape[1] :].tolist()

@@ -8,7 +8,7 @@ GPT-4's, and they know the plan in hindsight (e.g. which place holds the object)
 from __future__ import annotations
 
 from envs import Task, expert_trajectory
-from eval_agent.prompts import get_prompt
+from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, get_prompt
 from eval_agent.react import format_turn
 
 
@@ -28,13 +28,13 @@ def write_thoughts(env: str, first_observation: str, actions: list[str]) -> list
     raise KeyError(f"no expert thought writer for environment {env!r}")
 
 
-def expert_messages(task: Task) -> tuple[list[dict[str, str]], int]:
-    """The whole expert conversation exactly as the agent would see it at evaluation (same prompt and
-    in-context example), and the index of the expert's first turn (``prefix_len``)."""
+def expert_messages(task: Task, icl_examples: int = DEFAULT_ICL_EXAMPLES) -> tuple[list[dict[str, str]], int]:
+    """The whole expert conversation exactly as the agent would see it at evaluation (same prompt, with
+    ``icl_examples`` in-context examples), and the index of the expert's first turn (``prefix_len``)."""
     first_obs, pairs = expert_trajectory(task)
     if not pairs:
         raise ValueError(f"{task.env} task {task.task_id!r}: the expert trajectory is empty")
-    messages = get_prompt(task.env).build(first_obs)
+    messages = get_prompt(task.env).build(first_obs, icl_examples)
     prefix_len = len(messages)
     actions = [a for a, _ in pairs]
     for k, (thought, (action, obs)) in enumerate(

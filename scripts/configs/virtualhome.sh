@@ -6,6 +6,7 @@
 : "${TEMPERATURE:=0}"             # evaluation decoding (0 = greedy)
 : "${BACKEND:=hf}"                # hf (in-process) | openai (any OpenAI-compatible server)
 : "${API_BASE:=}"                 # for BACKEND=openai, e.g. http://127.0.0.1:8000/v1
+: "${ICL_EXAMPLES:=1}"            # in-context examples: 1 (the paper's prompt) | 0 (instruction + task)
 # Profiles are written for ALFWorld (the demo trains and explores "pick" tasks only): keep only
 # VirtualHome task types (task titles in snake case; training titles listed here), so that the demo
 # trains on every title unless a VirtualHome type is named.

@@ -6,6 +6,7 @@
 : "${TEMPERATURE:=0}"             # evaluation decoding (0 = greedy)
 : "${BACKEND:=hf}"                # hf (in-process) | openai (any OpenAI-compatible server)
 : "${API_BASE:=}"                 # for BACKEND=openai, e.g. http://127.0.0.1:8000/v1
+: "${ICL_EXAMPLES:=1}"            # in-context examples: 1 (the paper's prompt) | 0 (instruction + task)
 # Profiles are written for ALFWorld (the demo evaluates "unseen" and trains on "pick" tasks): keep only
 # what WebShop has. Its splits are train/test/human; its task types are the product categories.
 _ws_keep() {  # _ws_keep "WORDS" "ALLOWED" SEP: the words of WORDS found in ALLOWED, joined by SEP

@@ -13,8 +13,13 @@
 # because the demo takes only a few optimizer steps. 64 trajectories of all types leave a 135M model
 # at 0% success (results/README.md), so the demo trains and explores one task type (pick, the
 # shortest); empty = all types, as the gpu and paper profiles do.
+# The demo's ALFWorld agents see no in-context example (ICL_EXAMPLES=0: instruction + task, as SPA-RL's
+# own data script has it before the estimator): an expert trajectory is 539 tokens (~30%) shorter. Every
+# stage uses it (expert file data/sft/alfworld_sft_icl0.json, SFT, exploration, estimator, PPO, eval).
+# The untrained model keeps the paper's prompt: ICL_EXAMPLES=1 PROFILE=demo bash eval/alfworld.sh
 if [[ "${ENV_NAME:-}" == alfworld ]]; then
   : "${SFT_TASK_TYPES=pick}"        # set it empty (SFT_TASK_TYPES=) for all types
+  : "${ICL_EXAMPLES:=0}"            # ICL_EXAMPLES=1 for the paper's prompt (instruction + example + task)
 fi
 : "${SFT_NUM_TRAJ:=64}"    # 48 saved ~3 min but its 16 exploration rollouts won 1 (grounding 18%) vs 4 (54%)
 : "${SFT_EPOCHS:=1}"
@@ -39,6 +44,7 @@ fi
 : "${PRM_GRAD_ACCUM:=1}"
 : "${PRM_MAX_LEN:=4096}"
 : "${PRM_VAL_FRACTION:=0.25}"
+: "${PRM_CROSS_FIT:=0}"  # 0: in-sample c_t (paper); K >= 2: K-fold cross-fit by task (prm/README.md)
 : "${PRM_LOG_STEPS:=50}"
 : "${FUSE_VARIANTS:=progress sparse}"
 # PPO with LoRA (r 8, alpha 16) on the exploration rollouts (offline, as the public code): one pass
@@ -53,3 +59,4 @@ fi
 : "${PPO_LR:=1e-4}"
 : "${PPO_KL:=0.3}"
 : "${PPO_KL_TARGET:=6}"
+: "${PPO_GAE_LEVEL:=token}"   # token (public code) | turn: gamma, lambda once per agent turn (ppo/README.md)

@@ -26,6 +26,7 @@
 : "${PRM_GRAD_ACCUM:=1}"
 : "${PRM_MAX_LEN:=4096}"
 : "${PRM_VAL_FRACTION:=0.1}"
+: "${PRM_CROSS_FIT:=0}"  # 0: in-sample c_t (paper); K >= 2: K-fold cross-fit by task (prm/README.md)
 : "${PRM_EXTRA:=--bf16}"
 : "${FUSE_VARIANTS:=progress sparse mean random no-progress no-grounding public-code}"
 # PPO
@@ -39,3 +40,4 @@
 : "${PPO_LR:=1e-5}"
 : "${PPO_KL:=0.3}"
 : "${PPO_KL_TARGET:=6}"
+: "${PPO_GAE_LEVEL:=token}"   # token (public code) | turn: gamma, lambda once per agent turn (ppo/README.md)

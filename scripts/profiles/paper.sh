@@ -32,6 +32,7 @@
 : "${PRM_GRAD_ACCUM:=2}"
 : "${PRM_MAX_LEN:=4096}"
 : "${PRM_VAL_FRACTION:=0.05}"
+: "${PRM_CROSS_FIT:=0}"  # 0: in-sample c_t (paper); K >= 2: K-fold cross-fit by task (prm/README.md)
 : "${PRM_DEEPSPEED:=prm/configs/ds_zero2.json}"
 : "${PRM_EXTRA:=--bf16}"
 : "${FUSE_VARIANTS:=progress sparse mean random mc no-progress no-grounding public-code}"
@@ -47,3 +48,4 @@
 : "${PPO_LR:=1e-5}"
 : "${PPO_KL:=0.3}"
 : "${PPO_KL_TARGET:=6}"
+: "${PPO_GAE_LEVEL:=token}"   # token (public code) | turn: gamma, lambda once per agent turn (ppo/README.md)

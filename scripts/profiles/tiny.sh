@@ -25,6 +25,7 @@
 : "${PRM_GRAD_ACCUM:=1}"
 : "${PRM_MAX_LEN:=2048}"
 : "${PRM_VAL_FRACTION:=0.5}"
+: "${PRM_CROSS_FIT:=0}"  # 0: in-sample c_t (paper); K >= 2: K-fold cross-fit by task (prm/README.md)
 : "${FUSE_VARIANTS:=progress sparse}"
 # PPO
 : "${PPO_MODE:=offline}"
@@ -37,3 +38,4 @@
 : "${PPO_LR:=1e-3}"
 : "${PPO_KL:=0.3}"
 : "${PPO_KL_TARGET:=6}"
+: "${PPO_GAE_LEVEL:=token}"   # token (public code) | turn: gamma, lambda once per agent turn (ppo/README.md)

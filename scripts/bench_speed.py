@@ -1,0 +1,230 @@
+"""CPU speed benchmark of the training and rollout stages, today's path (fp32, the in-context example in
+every prompt) against the faster settings, alternating, in one run, with ratios:
+
+- SFT: tokens/s of a training step (forward, backward, AdamW) on ALFWorld expert trajectories;
+- estimator: tokens/s of the frozen backbone reading every step position (the demo's estimator);
+- PPO: seconds per rollout of one PPO update (scoring, reference, GAE, one epoch of minibatch-1 steps);
+- rollouts: episodes/min of greedy ALFWorld episodes on the demo's shape (8 episodes, fixed steps).
+
+    python scripts/bench_speed.py                                  # everything, fp32 vs bf16
+    python scripts/bench_speed.py --parts sft,ppo --trajectories 4 --output results/bench_speed.json
+
+Settings compared (``--settings``): ``fp32`` (today's default), ``bf16`` (bf16 autocast for training,
+bf16 weights for generation: the default where the CPU has bf16 instructions), and, where the prompt
+builder offers it, ``bf16-icl0`` (bf16 and the prompt without the in-context example, for the stages of
+trained agents). Decode ms/step against the memory-traffic bound: scripts/bench_decode.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from envs import load_tasks  # noqa: E402
+from eval_agent.backends import GenerationConfig  # noqa: E402
+from eval_agent.backends.hf import HFPolicy, load_tokenizer  # noqa: E402
+from eval_agent.chat import render_chat  # noqa: E402
+from eval_agent.experts import expert_messages  # noqa: E402
+from eval_agent.policy_value import PolicyWithValue  # noqa: E402
+from eval_agent.precision import autocast, cpu_has_bf16  # noqa: E402
+from eval_agent.rl import KLController, Sample  # noqa: E402
+from eval_agent.runner import RolloutConfig, run_rollouts  # noqa: E402
+from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
+from eval_agent.training import IGNORE_INDEX, labelled_positions_loss  # noqa: E402
+
+SETTINGS = {"fp32": (torch.float32, 1), "bf16": (torch.bfloat16, 1), "bf16-icl0": (torch.bfloat16, 0)}
+
+
+def supports_icl0() -> bool:
+    return "icl_examples" in inspect.signature(expert_messages).parameters
+
+
+def conversations(n: int, icl: int) -> list[tuple[list[dict], int]]:
+    tasks = [t for t in load_tasks("alfworld", "train") if t.task_type == "pick"][:n]
+    kw = {"icl_examples": icl} if supports_icl0() else {}
+    return [expert_messages(t, **kw) for t in tasks]
+
+
+def timed(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_sft(model_path, tok, convs, dtype, repeats) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    batches = []
+    for msgs, start in convs:
+        rc = render_chat(tok, msgs, train_from=start, max_length=4096)
+        labels = [t if m else IGNORE_INDEX for t, m in zip(rc.input_ids, rc.assistant_mask, strict=True)]
+        ids = torch.tensor([rc.input_ids])
+        batches.append(
+            {"input_ids": ids, "labels": torch.tensor([labels]), "attention_mask": torch.ones_like(ids)}
+        )
+    tokens = sum(b["input_ids"].numel() for b in batches)
+
+    def run():
+        for b in batches:
+            with autocast("cpu", dtype):
+                loss = labelled_positions_loss(model, b)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    s = timed(run, repeats)
+    return {"seconds": round(s, 2), "tokens": tokens, "tokens_per_s": round(tokens / s, 1)}
+
+
+def bench_estimator(model_path, tok, convs, dtype, repeats) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    trunk = getattr(lm, lm.base_model_prefix)
+    seqs = [render_chat(tok, m, train_from=s, max_length=4096) for m, s in convs]
+    tokens = sum(len(r.input_ids) for r in seqs)
+
+    @torch.no_grad()
+    def run():
+        for r in seqs:
+            with autocast("cpu", dtype):
+                h = trunk(input_ids=torch.tensor([r.input_ids])).last_hidden_state
+            h[0, r.turn_ends].float()
+
+    s = timed(run, repeats)
+    return {"seconds": round(s, 2), "tokens": tokens, "tokens_per_s": round(tokens / s, 1)}
+
+
+def bench_ppo(model_path, tok, convs, dtype, repeats) -> dict:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "ppo_train", Path(__file__).resolve().parents[1] / "ppo/train.py"
+    )
+    recipe = importlib.util.module_from_spec(spec)
+    sys.modules["ppo_train"] = recipe  # dataclasses look their module up
+    spec.loader.exec_module(recipe)
+    from types import SimpleNamespace
+
+    samples = []
+    for msgs, start in convs:
+        rc = render_chat(tok, msgs, train_from=start, max_length=4096)
+        act = [p for p, m in enumerate(rc.assistant_mask) if m and p > 0]
+        where = {p: j for j, p in enumerate(act)}
+        n = len(rc.turn_ends)
+        samples.append(Sample(rc.input_ids, act, [where[e] for e in rc.turn_ends], [0.1] * n, 0.7))
+    cfg = recipe.PPOConfig(model=model_path, lr=1e-6, ppo_epochs=1, minibatch_size=1, grad_accum=2)
+    policy = PolicyWithValue.create(model_path)
+    policy.compute_dtype = dtype
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
+    acc = SimpleNamespace(device="cpu", backward=lambda loss: loss.backward(),
+                          clip_grad_norm_=torch.nn.utils.clip_grad_norm_)  # fmt: skip
+    s = timed(lambda: recipe.ppo_iteration(policy, policy, opt, acc, samples, cfg, KLController(0.0),
+                                           tok.pad_token_id, 0), repeats)  # fmt: skip
+    tokens = sum(len(x.input_ids) for x in samples)
+    return {"seconds": round(s, 2), "rollouts": len(samples), "tokens": tokens,
+            "seconds_per_rollout": round(s / len(samples), 2)}  # fmt: skip
+
+
+def bench_rollouts(model_path, tok, dtype, icl, episodes, steps, repeats) -> dict:
+    tasks = [t for t in load_tasks("alfworld", "unseen") if t.task_type == "pick"][:episodes]
+    kw = {}
+    if supports_icl0():
+        from eval_agent.prompts import get_prompt
+
+        if "icl_examples" in inspect.signature(get_prompt).parameters:
+            kw["prompt"] = get_prompt("alfworld", icl_examples=icl)
+    cfg = RolloutConfig(batch_size=episodes, max_steps=steps,
+                        generation=GenerationConfig(max_new_tokens=96, temperature=0.0))  # fmt: skip
+    best, out = float("inf"), {}
+    for _ in range(repeats):
+        policy = HFPolicy(model_path, device="cpu", dtype="bf16" if dtype == torch.bfloat16 else "fp32",
+                          batch_size=episodes, tokenizer=tok)  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            recs, stats = run_rollouts(tasks, policy, Path(tmp) / "e.jsonl", cfg, progress=False, **kw)
+            s = time.perf_counter() - t0
+        if s < best:
+            best = s
+            out = {"seconds": round(s, 2), "episodes": len(recs), "steps": stats.steps,
+                   "generated_tokens": stats.completion_tokens, "episodes_per_min": round(len(recs) / s * 60, 2),
+                   "generated_tokens_per_s": round(stats.completion_tokens / s, 1)}  # fmt: skip
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/smollm2-135m-instruct")
+    ap.add_argument("--parts", default="sft,estimator,ppo,rollouts")
+    ap.add_argument("--settings", default=None, help="comma-separated among fp32, bf16, bf16-icl0 (default: all "
+                    "that apply here)")  # fmt: skip
+    ap.add_argument(
+        "--trajectories", type=int, default=4, help="expert trajectories for SFT / estimator / PPO"
+    )
+    ap.add_argument("--episodes", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=4, help="steps per rollout episode")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+
+    settings = (
+        args.settings.split(",") if args.settings else ["fp32", "bf16"] + (["bf16-icl0"] * supports_icl0())
+    )
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise SystemExit(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+    if "bf16-icl0" in settings and not supports_icl0():
+        raise SystemExit("bf16-icl0: this tree's prompt builder has no icl_examples setting")
+    tok = load_tokenizer(args.model)
+    parts = args.parts.split(",")
+    results: dict[str, dict[str, dict]] = {p: {} for p in parts}
+    convs = {icl: conversations(args.trajectories, icl) for icl in {SETTINGS[s][1] for s in settings}}
+    print(f"cpu bf16 instructions: {cpu_has_bf16()}; torch threads {torch.get_num_threads()}")
+    for part in parts:
+        # Alternate the order of the settings between parts so that drift on a shared machine evens out.
+        for name in settings if parts.index(part) % 2 == 0 else list(reversed(settings)):
+            dtype, icl = SETTINGS[name]
+            if part == "sft":
+                r = bench_sft(args.model, tok, convs[icl], dtype, args.repeats)
+            elif part == "estimator":
+                r = bench_estimator(args.model, tok, convs[icl], dtype, args.repeats)
+            elif part == "ppo":
+                r = bench_ppo(args.model, tok, convs[icl], dtype, args.repeats)
+            elif part == "rollouts":
+                r = bench_rollouts(args.model, tok, dtype, icl, args.episodes, args.steps, args.repeats)
+            else:
+                raise SystemExit(f"unknown part {part!r}")
+            results[part][name] = r
+            print(f"{part:<10} {name:<10} {r}", flush=True)
+    key = {"sft": "tokens_per_s", "estimator": "tokens_per_s", "ppo": "seconds_per_rollout",
+           "rollouts": "episodes_per_min"}  # fmt: skip
+    ratios = {}
+    for part, rs in results.items():
+        base = rs.get("fp32", {}).get(key[part])
+        for name, r in rs.items():
+            if base and name != "fp32":
+                x = r[key[part]] / base
+                ratios[f"{part}/{name}"] = round(1 / x if part == "ppo" else x, 2)
+    print("speed-ups over fp32 with the example (higher is faster):", ratios)
+    if args.output:
+        write_json_atomic(args.output, {"command": command_line(), "host": {"machine": platform.machine(),
+                          "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16()},
+                          "args": vars(args) | {"output": str(args.output)}, "results": results,
+                          "speedups_over_fp32": ratios})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
