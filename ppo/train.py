@@ -258,8 +258,14 @@ def ppo_iteration(policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ct
             stats["clipfrac"].append(st["clipfrac"])
             stats["approx_kl"].append(st["approx_kl"])
     mean_kl = sum(kls) / len(kls)
+    # A second estimate of the same KL(policy || ref) per rollout, for the log only: sum of
+    # exp(d) - 1 - d, d = log ref - log pi (Schulman's k3): >= 0 token by token and of lower variance than
+    # the penalty's log-ratio (k1), whose per-token terms are first order in the policy change while its
+    # mean is second order, so a batch of a few rollouts of a barely moved policy can log k1 < 0.
+    k3 = [(torch.exp(r - o) - 1 - (r - o)).sum().item() for o, r in zip(old_lp, ref_lp, strict=True)]
     out = {k: sum(v) / len(v) for k, v in stats.items()}
-    out |= {"kl": mean_kl, "kl_coef": kl_ctl.value, "score": sum(scores) / len(scores)}
+    out |= {"kl": mean_kl, "kl_k3": sum(k3) / len(k3), "kl_coef": kl_ctl.value,
+            "score": sum(scores) / len(scores)}  # fmt: skip
     kl_ctl.update(mean_kl, len(samples))
     return out
 

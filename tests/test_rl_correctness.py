@@ -186,6 +186,7 @@ def test_ratio_is_exactly_one_before_an_update(smol_tokenizer):
     )
     assert stats["approx_kl"] == 0.0 and stats["clipfrac"] == 0.0, stats
     assert stats["kl"] != 0.0  # and it is not the reference
+    assert stats["kl_k3"] > 0.0  # the k3 estimate of KL(policy || ref) is positive term by term
 
 
 def test_the_sampling_temperature_travels_from_rollout_to_ppo_data(tmp_path):
