@@ -118,10 +118,15 @@ class PPORecord:
         return json.dumps(asdict(self), ensure_ascii=False)
 
 
+def is_temperature(t: Any) -> bool:
+    """A sampling temperature as hand-off files hold it: a finite JSON number >= 0 (0: greedy)."""
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0
+
+
 def sampling_temperature(rec: TrajectoryRecord) -> float:
     """The temperature a rollout was sampled at, as the runner recorded it in ``meta``."""
     t = rec.meta.get("temperature")
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
+    if not is_temperature(t):
         raise RecordError(
             f"{rec.task_id}#{rec.rollout}: meta.temperature (the sampling temperature, which PPO's "
             f"log-probabilities must use) must be a finite number >= 0, got {t!r}"
@@ -188,12 +193,7 @@ def read_ppo_data(path: str | Path) -> list[PPORecord]:
         if turns != T:
             raise RecordError(f"{where}: {turns} agent turns after prefix_len but n_steps is {T}")
         temp = d.get("temperature")
-        if (
-            not isinstance(temp, (int, float))
-            or isinstance(temp, bool)
-            or not math.isfinite(temp)
-            or temp < 0
-        ):
+        if not is_temperature(temp):
             raise RecordError(
                 f"{where}: field 'temperature' (the rollout's sampling temperature) must be a finite "
                 f"number >= 0, got {temp!r}; PPO data written before it was recorded must be rebuilt "

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -35,7 +36,7 @@ from eval_agent.chat import render_chat  # noqa: E402
 from eval_agent.experts import expert_messages  # noqa: E402
 from eval_agent.policy_value import PolicyWithValue  # noqa: E402
 from eval_agent.precision import autocast, cpu_has_bf16  # noqa: E402
-from eval_agent.rl import KLController, Sample  # noqa: E402
+from eval_agent.rl import KLController, to_sample  # noqa: E402
 from eval_agent.runner import RolloutConfig, run_rollouts  # noqa: E402
 from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
 from eval_agent.training import IGNORE_INDEX, labelled_positions_loss  # noqa: E402
@@ -117,15 +118,12 @@ def bench_ppo(model_path, tok, convs, dtype, repeats) -> dict:
     recipe = importlib.util.module_from_spec(spec)
     sys.modules["ppo_train"] = recipe  # dataclasses look their module up
     spec.loader.exec_module(recipe)
-    from types import SimpleNamespace
 
-    samples = []
-    for msgs, start in convs:
-        rc = render_chat(tok, msgs, train_from=start, max_length=4096)
-        act = [p for p, m in enumerate(rc.assistant_mask) if m and p > 0]
-        where = {p: j for j, p in enumerate(act)}
-        n = len(rc.turn_ends)
-        samples.append(Sample(rc.input_ids, act, [where[e] for e in rc.turn_ends], [0.1] * n, 0.7))
+    # Expert conversations as PPO records: a small reward on every step, sampled at T 0.7.
+    recs = [SimpleNamespace(messages=m, prefix_len=start, temperature=0.7,
+                            step_rewards=[0.1] * sum(x["role"] == "assistant" for x in m[start:]))
+            for m, start in convs]  # fmt: skip
+    samples = [s for r in recs if (s := to_sample(tok, r, 4096))]
     cfg = recipe.PPOConfig(model=model_path, lr=1e-6, ppo_epochs=1, minibatch_size=1, grad_accum=2)
     policy = PolicyWithValue.create(model_path)
     policy.compute_dtype = dtype
