@@ -20,18 +20,9 @@ import json
 from pathlib import Path
 
 from eval_agent.schema import read_records, write_text_atomic
+from eval_agent.step_rewards import REPORT_LABELS
 
-ROW_NAMES = {
-    "sft": "SFT",
-    "sparse": "PPO (sparse reward)",
-    "progress": "SPA-RL",
-    "mean": "ablation: uniform split (mean)",
-    "random": "ablation: random split",
-    "mc": "ablation: Monte-Carlo step values",
-    "no-progress": "ablation: grounding only",
-    "no-grounding": "ablation: progress only",
-    "public-code": "public-code rewards",
-}
+ROW_NAMES = REPORT_LABELS
 ORDER = list(ROW_NAMES)
 SPLIT_ORDER = ["unseen", "seen", "test", "train"]
 

@@ -2,16 +2,27 @@
 # Evaluate MODEL on the splits in EVAL_SPLITS of one environment; writes
 # ${EVAL_DIR:-$RUN_DIR/eval}_<split>/{episodes.jsonl,summary.json} (a rerun resumes).
 #   bash eval/run_eval.sh alfworld       (or eval/<env>.sh)
+# The split "heldout" is HELDOUT_TASKS training games (of EVAL_TASK_TYPES) drawn with HELDOUT_SEED from
+# those not listed in HELDOUT_EXCLUDE (default: the SFT model's task_ids.txt, the games it was trained on):
+# games no stage has touched when exploration and online PPO draw from the SFT games (EXPLORE_TASK_IDS).
 set -euo pipefail
 ENV_NAME="${1:?usage: run_eval.sh ENV [eval_agent.evaluate flags]}"; shift
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 load_config "$ENV_NAME"
 : "${EVAL_DIR:=$RUN_DIR/eval}"
 for split in $EVAL_SPLITS; do
-  args=(--env "$ENV_NAME" --split "$split" --model "$MODEL" --backend "$BACKEND"
+  real="$split"; [[ "$split" == heldout ]] && real=train
+  args=(--env "$ENV_NAME" --split "$real" --model "$MODEL" --backend "$BACKEND"
         --temperature "$TEMPERATURE" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS"
         --batch-size "$BATCH_SIZE" --output-dir "${EVAL_DIR}_$split" --icl-examples "$ICL_EXAMPLES")
-  [[ -n "${NUM_TASKS:-}" ]] && args+=(--num-tasks "$NUM_TASKS")
+  if [[ "$split" == heldout ]]; then
+    exclude="${HELDOUT_EXCLUDE:-$RUN_DIR/sft/model/task_ids.txt}"
+    [[ -f "$exclude" ]] || { echo "[eval] heldout: no task-id file $exclude (HELDOUT_EXCLUDE)" >&2; exit 2; }
+    args+=(--exclude-task-ids "$exclude" --num-tasks "${HELDOUT_TASKS:?set HELDOUT_TASKS for the heldout split}"
+           --task-sample random --task-seed "${HELDOUT_SEED:-0}")
+  elif [[ -n "${NUM_TASKS:-}" ]]; then
+    args+=(--num-tasks "$NUM_TASKS")
+  fi
   [[ -n "${EVAL_TASK_TYPES:-}" ]] && args+=(--task-types "$EVAL_TASK_TYPES")
   [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")
   [[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")

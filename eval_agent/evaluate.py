@@ -19,10 +19,13 @@ from pathlib import Path
 
 from envs import Task, load_tasks
 from eval_agent.backends import GenerationConfig, make_policy
+from eval_agent.fingerprint import claim_output, settings_of
 from eval_agent.metrics import summarize
+from eval_agent.precision import dtype_name, resolve_dtype
 from eval_agent.prompts import check_model_icl, validate_icl_examples
 from eval_agent.runner import RolloutConfig, run_rollouts
 from eval_agent.schema import write_json_atomic
+from eval_agent.validate import choice, exit_on_error, in_range, non_negative, positive_int
 
 
 @dataclass
@@ -36,6 +39,8 @@ class EvalConfig:
     task_sample: str = "first"  # first | random: which N tasks (random: seeded by task_seed)
     task_seed: int = 0
     task_types: str | None = None  # comma-separated task types to keep (e.g. pick,clean); None: all
+    task_ids: str | None = None  # file of task ids (one per line): draw only from these
+    exclude_task_ids: str | None = None  # file of task ids (one per line): never draw these
     n_rollouts: int = 1
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
@@ -50,6 +55,29 @@ class EvalConfig:
     output_dir: str = "runs/eval"
     no_kv_cache: bool = False
     no_progress: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        # Every number refused by its flag before any task is loaded: argparse lets 0, -1 and nan through.
+        positive_int("--num-tasks", self.num_tasks, allow_none=True)  # None: all
+        choice("--task-sample", self.task_sample, ("first", "random"))
+        positive_int("--n-rollouts", self.n_rollouts)
+        non_negative("--temperature", self.temperature)
+        in_range("--top-p", self.top_p, 0.0, 1.0, lo_open=True)
+        positive_int("--max-new-tokens", self.max_new_tokens)
+        positive_int("--max-steps", self.max_steps, allow_none=True)  # None: the env's limit
+        positive_int("--batch-size", self.batch_size)
+        positive_int("--max-context", self.max_context, allow_none=True)
+        validate_icl_examples(self.icl_examples, "--icl-examples")
+
+
+# Not in the run fingerprint: settings that change speed or where things go, and which tasks are played
+# (each episode depends on its task and the fingerprinted settings only, and the summary reports exactly
+# the selected tasks), so a rerun may add tasks to a folder or report a subset of it.
+NOT_FINGERPRINTED = frozenset(
+    {"output_dir", "batch_size", "no_progress", "device", "no_kv_cache", "api_base", "overwrite", "model",
+     "num_tasks", "task_sample", "task_seed", "task_types", "task_ids", "exclude_task_ids"}
+)  # fmt: skip
 
 
 HELP = {
@@ -60,12 +88,16 @@ HELP = {
     "task_sample": "first: the split's first N tasks; random: N drawn without replacement (seeded)",
     "task_types": "keep only these task types, comma-separated (alfworld: pick,examine,clean,heat,cool,pick_two; "
     "webshop: beauty,electronics,fashion,garden,grocery; virtualhome: the task title in snake case, e.g. watch_tv)",
+    "task_ids": "a file with one task id per line (e.g. an SFT model's task_ids.txt): draw tasks only from these",
+    "exclude_task_ids": "a file with one task id per line: never draw these (e.g. hold out the SFT games)",
     "n_rollouts": "rollouts per task (use temperature > 0 for different rollouts)",
     "temperature": "sampling temperature; 0 = greedy",
     "batch_size": "episodes advanced together (one batched generate call per step)",
     "max_context": "prompt + reply token limit; longer episodes end with finish_reason=context_limit",
     "icl_examples": "in-context examples in the prompt: 1 (instruction + one example + task, the paper's) or "
     "0 (instruction + task); a model folder whose spa_rl.json records the other setting is refused",
+    "overwrite": "remove the output folder's contents and start over (otherwise a rerun resumes, and a "
+    "folder written with other settings is refused)",
     "no_kv_cache": "hf backend: re-encode the whole conversation every turn instead of keeping each episode's cache",
 }
 
@@ -80,17 +112,41 @@ def parse_args(argv: list[str] | None = None, doc: str = __doc__, **defaults) ->
             continue
         kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
         ap.add_argument(flag, type=kind, default=default, help=f"{HELP.get(f.name, '')} (default: {default})")
-    return EvalConfig(**vars(ap.parse_args(argv)))
+    args = ap.parse_args(argv)
+    with exit_on_error():
+        return EvalConfig(**vars(args))
+
+
+def read_task_ids(path: str | Path) -> list[str]:
+    """Task ids from a text file, one per line (blank lines and ``#`` comments ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"task-id file {p} does not exist")
+    ids = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not ids:
+        raise ValueError(f"task-id file {p} lists no task id")
+    return ids
 
 
 def select_tasks(
-    env: str, split: str, n: int | None, how: str = "first", seed: int = 0, types: str | None = None
+    env: str,
+    split: str,
+    n: int | None,
+    how: str = "first",
+    seed: int = 0,
+    types: str | None = None,
+    include: str | Path | None = None,
+    exclude: str | Path | None = None,
 ) -> list[Task]:
-    """``n`` tasks of a split (optionally of some task types only): the first ``n``, or ``n`` drawn at
-    random (seeded), kept in split order."""
+    """``n`` tasks of a split (optionally of some task types only, only those listed in the file
+    ``include``, none listed in the file ``exclude``): the first ``n``, or ``n`` drawn at random
+    (seeded), kept in split order."""
     if how not in ("first", "random"):
         raise ValueError(f"task_sample must be 'first' or 'random', got {how!r}")
-    tasks = load_tasks(env, split, limit=n if how == "first" and not types else None)
+    if n is not None and n < 1:
+        raise ValueError(f"the number of tasks must be >= 1 (or unset for all), got {n}")
+    filtered = bool(types or include or exclude)
+    tasks = load_tasks(env, split, limit=n if how == "first" and not filtered else None)
     if types:
         wanted = {t.strip() for t in types.split(",") if t.strip()}
         known = {t.task_type for t in tasks}
@@ -99,12 +155,25 @@ def select_tasks(
                 f"unknown task types {sorted(wanted - known)}; {env}/{split} has {sorted(known)}"
             )
         tasks = [t for t in tasks if t.task_type in wanted]
+    if include:
+        keep = set(read_task_ids(include))
+        missing = keep - {t.task_id for t in load_tasks(env, split)}
+        if missing:
+            raise ValueError(
+                f"{include}: {len(missing)} task ids are not in {env}/{split}, e.g. {sorted(missing)[0]!r}"
+            )
+        tasks = [t for t in tasks if t.task_id in keep]
+    if exclude:
+        drop = set(read_task_ids(exclude))
+        tasks = [t for t in tasks if t.task_id not in drop]
+    if filtered and not tasks:
+        raise ValueError(f"no task of {env}/{split} is left after the type / id filters")
     if how == "first":
         return tasks[:n]
     if n is None or n >= len(tasks):
         return tasks
-    keep = sorted(random.Random(seed).sample(range(len(tasks)), n))
-    return [tasks[i] for i in keep]
+    keep_idx = sorted(random.Random(seed).sample(range(len(tasks)), n))
+    return [tasks[i] for i in keep_idx]
 
 
 def _previous_runs(path: Path) -> list[dict]:
@@ -125,16 +194,15 @@ def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
     out = Path(cfg.output_dir)
     validate_icl_examples(cfg.icl_examples, "--icl-examples")
     check_model_icl(cfg.model, cfg.icl_examples)  # a model trained with the other prompt is refused
-    tasks = select_tasks(cfg.env, cfg.split, cfg.num_tasks, cfg.task_sample, cfg.task_seed, cfg.task_types)
-    policy = make_policy(
-        cfg.backend,
-        cfg.model,
-        api_base=cfg.api_base,
-        device=cfg.device,
-        dtype=cfg.dtype,
-        batch_size=cfg.batch_size,
-        max_context=cfg.max_context,
-        kv_cache=not cfg.no_kv_cache,
+    tasks = select_tasks(
+        cfg.env,
+        cfg.split,
+        cfg.num_tasks,
+        cfg.task_sample,
+        cfg.task_seed,
+        cfg.task_types,
+        cfg.task_ids,
+        cfg.exclude_task_ids,
     )
     rcfg = RolloutConfig(
         n_rollouts=cfg.n_rollouts,
@@ -142,17 +210,40 @@ def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
         max_steps=cfg.max_steps,
         generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed),
     )
-    previous_runs = _previous_runs(out / "summary.json")  # read first: a bad file fails before the work
-    t0 = time.time()
-    records, stats = run_rollouts(
-        tasks,
-        policy,
-        out / "episodes.jsonl",
-        rcfg,
-        meta={"model": cfg.model, "temperature": cfg.temperature, "seed": cfg.seed},
-        progress=not cfg.no_progress,
-        icl_examples=cfg.icl_examples,
-    )
+    settings = settings_of(cfg, NOT_FINGERPRINTED)
+    if cfg.backend == "hf":  # "auto" and unset name one dtype, which depends on the hardware
+        settings["dtype"] = dtype_name(resolve_dtype(cfg.dtype, cfg.device))
+    with claim_output(out, "evaluate", settings, _inputs(cfg), cfg.overwrite):
+        policy = make_policy(
+            cfg.backend,
+            cfg.model,
+            api_base=cfg.api_base,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            batch_size=cfg.batch_size,
+            max_context=cfg.max_context,
+            kv_cache=not cfg.no_kv_cache,
+        )
+        previous_runs = _previous_runs(out / "summary.json")  # read first: a bad file fails before the work
+        t0 = time.time()
+        records, stats = run_rollouts(
+            tasks,
+            policy,
+            out / "episodes.jsonl",
+            rcfg,
+            meta={"model": cfg.model, "temperature": cfg.temperature, "seed": cfg.seed},
+            progress=not cfg.no_progress,
+            icl_examples=cfg.icl_examples,
+        )
+        return _write_summary(cfg, out, records, stats, previous_runs, t0, command)
+
+
+def _inputs(cfg: EvalConfig) -> dict:
+    """What an evaluation's episodes depend on besides its settings: the model (served: its name)."""
+    return {"model": cfg.model}
+
+
+def _write_summary(cfg: EvalConfig, out: Path, records, stats, previous_runs, t0: float, command) -> dict:
     this_run = {
         "episodes": stats.episodes,
         "steps": stats.steps,

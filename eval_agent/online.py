@@ -1,13 +1,13 @@
 """Online PPO's rollout source: each iteration the current policy (LoRA model, in memory) plays fresh
 training tasks; the frozen progress estimator and the recorded grounding turn them into per-step
-rewards. Rollouts are appended to ``<output_dir>/online_rollouts.jsonl`` (a killed iteration reuses
-the episodes it had finished); their prompts hold ``cfg.icl_examples`` in-context examples. The
+rewards. Rollouts are appended to ``<output_dir>/online_rollouts.jsonl``; a run resumed at iteration i
+keeps the episodes of iterations up to i (iteration i's came from the checkpoint's weights) and drops the
+later ones, which later weights played; their prompts hold ``cfg.icl_examples`` in-context examples. The
 generator's key/value caches are dropped before every iteration: they hold keys/values of the weights
 before the last update."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from eval_agent.backends import GenerationConfig
@@ -16,23 +16,33 @@ from eval_agent.evaluate import select_tasks
 from eval_agent.metrics import summarize
 from eval_agent.rl import to_sample
 from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+from eval_agent.sampler import PassSampler
+from eval_agent.schema import read_records, write_jsonl_atomic
 from eval_agent.step_rewards import DEFAULT_BETA, NEEDS_ESTIMATOR, fuse, step_values
 
 ONLINE_VARIANTS = ("progress", "sparse", "mean", "random", "no-progress", "no-grounding")
 
 
 class OnlineSource:
-    def __init__(self, cfg, tokenizer, policy, accelerator):
+    def __init__(self, cfg, tokenizer, policy, accelerator, start_iteration: int = 0):
         if cfg.variant not in ONLINE_VARIANTS:
             raise SystemExit(
                 f"online PPO supports --variant {'/'.join(ONLINE_VARIANTS)}, got {cfg.variant!r}"
             )
         self.cfg, self.tokenizer, self.policy = cfg, tokenizer, policy
-        tasks = select_tasks(cfg.env, "train", cfg.num_tasks, "random", cfg.seed, cfg.task_types)
+        tasks = select_tasks(
+            cfg.env,
+            "train",
+            cfg.num_tasks,
+            "random",
+            cfg.seed,
+            cfg.task_types,
+            cfg.task_ids,
+            cfg.exclude_task_ids,
+        )
         self.tasks = tasks[accelerator.process_index :: accelerator.num_processes]
         self.rank = accelerator.process_index
-        self.rng = random.Random(cfg.seed + self.rank)
-        self.order: list[int] = []
+        self.sampler = PassSampler(len(self.tasks), cfg.seed + self.rank)
         self.estimator = None
         if cfg.variant in NEEDS_ESTIMATOR:
             if not cfg.estimator:
@@ -49,14 +59,15 @@ class OnlineSource:
         )
         suffix = f".rank{self.rank}" if accelerator.num_processes > 1 else ""
         self.out = Path(cfg.output_dir) / f"online_rollouts{suffix}.jsonl"
+        kept = [
+            r
+            for r in read_records(self.out, repair_torn_tail=True)
+            if r.meta.get("iteration", 0) <= start_iteration
+        ]
+        write_jsonl_atomic(self.out, [r.to_json() for r in kept])
 
     def next(self, n: int, iteration: int):
-        picked = []
-        while len(picked) < n:
-            if not self.order:
-                self.order = list(range(len(self.tasks)))
-                self.rng.shuffle(self.order)
-            picked.append(self.tasks[self.order.pop()])
+        picked = [self.tasks[i] for i in self.sampler.take(iteration * n, n)]
         specs = [
             EpisodeSpec(t, iteration * n + i, meta={"iteration": iteration}) for i, t in enumerate(picked)
         ]

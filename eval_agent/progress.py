@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from eval_agent.model_path import resolve_model_path
 from eval_agent.precision import autocast, resolve_dtype
 
 HEADS = ("mlp", "vocab-linear")
@@ -141,13 +142,14 @@ class ProgressEstimator(nn.Module):
         if not cfg_path.exists():
             raise FileNotFoundError(f"{d} is not a progress-estimator folder (no estimator_config.json)")
         cfg = EstimatorConfig(**json.loads(cfg_path.read_text()))
+        # A moved or renamed base model must fail here, not be looked up on the Hub.
         if cfg.backbone == "full":
-            cfg_full = EstimatorConfig(
-                **{**asdict(cfg), "base_model": str(d / "backbone"), "backbone": "frozen"}
-            )
+            backbone = resolve_model_path(d / "backbone", f"{d}/backbone")
+            cfg_full = EstimatorConfig(**{**asdict(cfg), "base_model": backbone, "backbone": "frozen"})
             model = cls.create(cfg_full, dtype)
             model.cfg = cfg
         else:
+            cfg.base_model = resolve_model_path(cfg.base_model, f"{cfg_path} (base_model)")
             model = cls.create(cfg, dtype)
         if cfg.backbone == "lora":
             from peft import set_peft_model_state_dict

@@ -15,7 +15,15 @@ from envs import Env, Task, make_env
 from eval_agent.backends.base import GenerationConfig, Policy
 from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, PromptSpec, check_records_icl, get_prompt
 from eval_agent.react import INVALID_FORMAT_OBSERVATION, parse_reply, truncate_reply
-from eval_agent.schema import RecordWriter, StepRecord, TrajectoryRecord, read_records
+from eval_agent.schema import (
+    SURROGATES_FIELD,
+    RecordWriter,
+    StepRecord,
+    TrajectoryRecord,
+    fix_surrogates,
+    read_records,
+    warn_surrogates,
+)
 
 
 @dataclass
@@ -49,6 +57,7 @@ class _Episode:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     started: float = field(default_factory=time.time)
+    repaired: dict[str, int] = field(default_factory=dict)  # reply field -> lone surrogates replaced
 
     @property
     def key(self) -> tuple[str, int]:
@@ -134,12 +143,20 @@ def run_rollouts(
             for ep, gen in zip(active, gens, strict=True):
                 ep.prompt_tokens += gen.prompt_tokens
                 ep.completion_tokens += gen.completion_tokens
-                finish = _advance(ep, gen.text, gen.finish_reason, cfg.max_steps or ep.env.max_steps)
+                # A lone surrogate (an OpenAI-compatible server can send one) would break the next request
+                # and the record file (UTF-8 both): replace it here, and say so in the record.
+                text, n = fix_surrogates(gen.text)
+                if n:
+                    ep.repaired[f"steps[{len(ep.steps)}].reply"] = n
+                    ep.meta[SURROGATES_FIELD] = ep.meta.get(SURROGATES_FIELD, 0) + n
+                finish = _advance(ep, text, gen.finish_reason, cfg.max_steps or ep.env.max_steps)
                 if finish is None:
                     still.append(ep)
                     continue
                 policy.release([ep.key])
                 rec = _to_record(ep, finish, {**meta, **ep.meta})
+                if ep.repaired:
+                    warn_surrogates(f"{env_name} task {ep.task.task_id!r} rollout {ep.rollout}", ep.repaired)
                 writer.write(rec)
                 existing.append(rec)
                 idle_envs.append(ep.env)

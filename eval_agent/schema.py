@@ -4,14 +4,18 @@ read by every later stage. Reading validates each line and names the file, line 
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 FINISH_REASONS = ("success", "done", "max_steps", "context_limit")
+# meta field of a record whose text held lone UTF-16 surrogates (which UTF-8 cannot encode): how many
+# were replaced by U+FFFD when it was written.
+SURROGATES_FIELD = "lone_surrogates_replaced"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RecordError(ValueError):
@@ -48,7 +52,55 @@ class TrajectoryRecord:
         return (self.task_id, self.rollout)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        d, fixed = replace_lone_surrogates(asdict(self))
+        if fixed:
+            d["meta"][SURROGATES_FIELD] = d["meta"].get(SURROGATES_FIELD, 0) + sum(fixed.values())
+            warn_surrogates(f"{self.env} task {self.task_id!r} rollout {self.rollout}", fixed)
+        return json.dumps(d, ensure_ascii=False)
+
+
+def fix_surrogates(text: str) -> tuple[str, int]:
+    """``text`` with each lone surrogate replaced by U+FFFD (a split pair is joined), and how many were
+    replaced. A model's reply can hold one (an OpenAI-compatible server may send ``"\\ud800"``), and
+    UTF-8 (the record files, httpx's request bodies) refuses it."""
+    if not _SURROGATE.search(text):
+        return text, 0
+    fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return fixed, fixed.count("\ufffd") - text.count("\ufffd")
+
+
+def replace_lone_surrogates(obj: Any, where: str = "") -> tuple[Any, dict[str, int]]:
+    """A copy of the JSON value ``obj`` with lone surrogates replaced in every string (keys too), and
+    ``{field path: count}`` of the strings that held some (e.g. ``steps[2].reply``)."""
+    fixed: dict[str, int] = {}
+
+    def walk(v: Any, at: str) -> Any:
+        if isinstance(v, str):
+            v, n = fix_surrogates(v)
+            if n:
+                fixed[at or "<value>"] = fixed.get(at or "<value>", 0) + n
+            return v
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                key = walk(k, f"{at}.<key>" if at else "<key>") if isinstance(k, str) else k
+                out[key] = walk(x, f"{at}.{key}" if at else str(key))
+            return out
+        if isinstance(v, (list, tuple)):
+            return [walk(x, f"{at}[{i}]") for i, x in enumerate(v)]
+        return v
+
+    return walk(obj, where), fixed
+
+
+def warn_surrogates(what: str, fixed: dict[str, int]) -> None:
+    """Say on stderr that ``what`` was written with lone surrogates replaced (once per record/file)."""
+    fields = ", ".join(list(fixed)[:5]) + (f" and {len(fixed) - 5} more" if len(fixed) > 5 else "")
+    print(
+        f"warning: {what}: {sum(fixed.values())} lone surrogate(s) replaced by U+FFFD in {fields}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _need(d: dict, name: str, types: type | tuple[type, ...], where: str) -> Any:
@@ -61,6 +113,19 @@ def _need(d: dict, name: str, types: type | tuple[type, ...], where: str) -> Any
         names = "/".join(t.__name__ for t in allowed)
         raise RecordError(f"{where}: field '{name}' must be {names}, got {type(v).__name__}")
     return v
+
+
+# Every environment here rewards in [0, 1], per step and final (ALFWorld, VirtualHome: 0 or 1; WebShop:
+# its score, capped at 1); anything else (NaN, 1e30) would reach PPO's losses as NaN / Infinity.
+REWARD_RANGE = (0.0, 1.0)
+
+
+def _reward(d: dict, where: str) -> float:
+    v = _need(d, "reward", (int, float), where)
+    lo, hi = REWARD_RANGE
+    if not lo <= v <= hi:  # NaN fails every comparison; a huge JSON int compares without overflowing
+        raise RecordError(f"{where}: field 'reward' must be a finite number in [{lo}, {hi}], got {v!r}")
+    return float(v)
 
 
 def record_from_dict(d: Any, where: str) -> TrajectoryRecord:
@@ -81,7 +146,7 @@ def record_from_dict(d: Any, where: str) -> TrajectoryRecord:
                 action=action,
                 observation=_need(s, "observation", str, w),
                 grounded=_need(s, "grounded", bool, w),
-                reward=float(_need(s, "reward", (int, float), w)),
+                reward=_reward(s, w),
             )
         )
     messages = _need(d, "messages", list, where)
@@ -104,14 +169,15 @@ def record_from_dict(d: Any, where: str) -> TrajectoryRecord:
         messages=messages,
         prefix_len=_need(d, "prefix_len", int, where),
         steps=steps,
-        reward=float(_need(d, "reward", (int, float), where)),
+        reward=_reward(d, where),
         success=_need(d, "success", bool, where),
         n_steps=_need(d, "n_steps", int, where),
         finish_reason=_need(d, "finish_reason", str, where),
-        meta=d.get("meta") or {},
+        meta=_need(d, "meta", dict, where) if d.get("meta") is not None else {},
     )
-    if not math.isfinite(rec.reward):
-        raise RecordError(f"{where}: field 'reward' must be finite")
+    n_fixed = rec.meta.get(SURROGATES_FIELD, 0)
+    if not isinstance(n_fixed, int) or isinstance(n_fixed, bool) or n_fixed < 0:
+        raise RecordError(f"{where}: field 'meta.{SURROGATES_FIELD}' must be a count >= 0, got {n_fixed!r}")
     if rec.n_steps != len(rec.steps):
         raise RecordError(f"{where}: field 'n_steps' is {rec.n_steps} but there are {len(rec.steps)} steps")
     if rec.finish_reason not in FINISH_REASONS:
@@ -196,6 +262,9 @@ def json_lines(path: str | Path, text: str | None = None):
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file beside ``path`` and rename it into place (no torn file on a kill)."""
     path = Path(path)
+    text, n = fix_surrogates(text)
+    if n:  # the last guard: lines dumped with ensure_ascii=False (PPORecord.to_json) hold them raw
+        warn_surrogates(str(path), {"<text>": n})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
@@ -212,4 +281,7 @@ def command_line() -> str:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
+    obj, fixed = replace_lone_surrogates(obj)
+    if fixed:
+        warn_surrogates(str(path), fixed)
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")

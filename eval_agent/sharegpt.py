@@ -1,5 +1,6 @@
 """The expert-data hand-off file: ShareGPT records ``{id, conversations: [{from, value}]}``, the format
-ETO and SPA-RL train on (``from`` is ``human`` or ``gpt``; a leading ``system`` entry is allowed).
+ETO and SPA-RL train on (``from`` is ``human`` or ``gpt``, alternating from a ``human`` entry and ending
+with ``gpt``; a leading ``system`` entry is allowed).
 
 One optional key extends it: ``context_turns``, the number of leading conversation entries that are
 prompt (instruction and in-context example) rather than the expert's own turns. SFT trains only on
@@ -57,6 +58,21 @@ def validate_record(d: Any, where: str) -> dict[str, Any]:
             raise RecordError(str(e)) from None
     if not any(c["from"] == "gpt" for c in conv[ctx:]):
         raise RecordError(f"{where}: no gpt turn to learn from after the first {ctx} entries")
+    # Turns alternate human, gpt, ... (after an optional system entry) and end with the expert's gpt turn:
+    # a file with the roles swapped would otherwise train the model to write the environment's part.
+    first = 1 if conv[0]["from"] == "system" else 0
+    for i in range(first, len(conv)):
+        want = "human" if (i - first) % 2 == 0 else "gpt"
+        if conv[i]["from"] != want:
+            raise RecordError(
+                f"{where} (id {d['id']!r}): conversations[{i}] is from {conv[i]['from']!r} where {want!r} is "
+                "expected (turns alternate human, gpt, ... from the first non-system entry)"
+            )
+    if conv[-1]["from"] != "gpt":
+        raise RecordError(
+            f"{where} (id {d['id']!r}): conversations[{len(conv) - 1}] is the last entry and is from "
+            f"{conv[-1]['from']!r}; a conversation must end with the expert's gpt turn"
+        )
     return d
 
 

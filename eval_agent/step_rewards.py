@@ -22,17 +22,35 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eval_agent.prompts import recorded_icl
-from eval_agent.schema import RecordError, TrajectoryRecord, json_lines
+from eval_agent.schema import REWARD_RANGE, RecordError, TrajectoryRecord, json_lines
 
 VARIANTS = ("progress", "sparse", "mean", "random", "mc", "no-progress", "no-grounding", "public-code")
 NEEDS_ESTIMATOR = ("progress", "no-grounding")
 DEFAULT_BETA = {"sparse": 0.0, "no-grounding": 0.0}  # all others: the paper's 0.5
 PUBLIC_CODE_MAX_STEPS = 35
+# Fused step rewards r_t = alpha c_t + beta g_t are of order 1 (c_t: shares or differences of rewards in
+# [0, 1], g_t: 0 or 1); one beyond this is a broken input (an estimator's overflow, a mistyped alpha) and
+# would reach PPO's value loss as Infinity, so it is refused where it is made and where it is read.
+STEP_REWARD_BOUND = 1e6
+
+# The report's row label of each variant (and of the SFT model), in table order.
+REPORT_LABELS = {
+    "sft": "SFT",
+    "sparse": "PPO (sparse reward)",
+    "progress": "SPA-RL",
+    "mean": "ablation: uniform split (mean)",
+    "random": "ablation: random split",
+    "mc": "ablation: Monte-Carlo step values",
+    "no-progress": "ablation: grounding only",
+    "no-grounding": "ablation: progress only",
+    "public-code": "public-code rewards",
+}
 
 
 def final_reward(rec: TrajectoryRecord) -> float:
@@ -137,6 +155,13 @@ def sampling_temperature(rec: TrajectoryRecord) -> float:
 def fuse(rec: TrajectoryRecord, variant: str, values: list[float], alpha: float, beta: float) -> PPORecord:
     g = grounding(variant, rec)
     r = [alpha * c + beta * gt for c, gt in zip(values, g, strict=True)]
+    for t, (rt, c) in enumerate(zip(r, values, strict=True)):
+        # Refused here, before it is written to the PPO data or trained on online.
+        if not _finite(rt, STEP_REWARD_BOUND):
+            raise ValueError(
+                f"{rec.task_id}#{rec.rollout} step {t}: fused reward {rt!r} (alpha {alpha!r} x c_t {c!r} + "
+                f"beta {beta!r} x g_t {g[t]!r}) is not a finite number with |r| <= {STEP_REWARD_BOUND:g}"
+            )
     return PPORecord(
         env=rec.env,
         task_id=rec.task_id,
@@ -162,13 +187,29 @@ def fuse(rec: TrajectoryRecord, variant: str, values: list[float], alpha: float,
     )
 
 
-def _floats(d: dict, name: str, n: int, where: str) -> list[float]:
+def _finite(x: Any, bound: float) -> bool:
+    """A JSON number (not true/false) with |x| <= bound: False for NaN and +-inf, and a huge JSON integer
+    compares without overflowing."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= bound
+
+
+def _floats(d: dict, name: str, n: int, where: str, bound: float = sys.float_info.max) -> list[float]:
     v = d.get(name)
     if not isinstance(v, list) or len(v) != n:
         raise RecordError(f"{where}: field '{name}' must be a list of {n} numbers (one per step)")
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
-        raise RecordError(f"{where}: field '{name}' must hold finite numbers")
+    for i, x in enumerate(v):
+        if not _finite(x, bound):
+            limit = "" if bound == sys.float_info.max else f" with |x| <= {bound:g}"
+            raise RecordError(f"{where}: field '{name}'[{i}] must be a finite number{limit}, got {x!r}")
     return [float(x) for x in v]
+
+
+def _number(d: dict, name: str, default: float, where: str, span: tuple[float, float] | None = None) -> float:
+    v = d.get(name, default)
+    if not _finite(v, sys.float_info.max) or (span is not None and not span[0] <= v <= span[1]):
+        within = f" in [{span[0]}, {span[1]}]" if span else ""
+        raise RecordError(f"{where}: field '{name}' must be a finite number{within}, got {v!r}")
+    return float(v)
 
 
 def read_ppo_data(path: str | Path) -> list[PPORecord]:
@@ -207,14 +248,14 @@ def read_ppo_data(path: str | Path) -> list[PPORecord]:
                 messages=d["messages"],
                 prefix_len=d["prefix_len"],
                 n_steps=T,
-                reward=float(d.get("reward", 0.0)),
+                reward=_number(d, "reward", 0.0, where, REWARD_RANGE),
                 success=bool(d.get("success", False)),
                 values=_floats(d, "values", T, where),
                 grounding=_floats(d, "grounding", T, where),
-                step_rewards=_floats(d, "step_rewards", T, where),
+                step_rewards=_floats(d, "step_rewards", T, where, STEP_REWARD_BOUND),
                 variant=d["variant"],
-                alpha=float(d.get("alpha", 1.0)),
-                beta=float(d.get("beta", 0.5)),
+                alpha=_number(d, "alpha", 1.0, where),
+                beta=_number(d, "beta", 0.5, where),
                 temperature=float(temp),
                 meta=d.get("meta") or {},
             )

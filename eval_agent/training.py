@@ -4,8 +4,10 @@ model saving, and the training log. (Mixed precision by hardware: eval_agent/pre
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,15 @@ import torch
 from eval_agent.schema import write_jsonl_atomic
 
 IGNORE_INDEX = -100  # label value the loss skips
+
+
+# Trainer settings that change the weights, for run fingerprints (the rest: logging, saving, output places).
+TRAINING_SETTINGS = (
+    "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "warmup_steps", "warmup_ratio", "lr_scheduler_type", "weight_decay",
+    "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "optim", "seed", "data_seed",
+    "gradient_checkpointing", "world_size",
+)  # fmt: skip
 
 
 def pad_right(seqs: list[list[int]], value: int) -> torch.Tensor:
@@ -68,8 +79,16 @@ def last_checkpoint(directory: str | Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name[11:]))) if done else None
 
 
+def recover_published(final: Path) -> None:
+    """Undo a kill between publish_dir's two renames: the previous complete folder goes back in place."""
+    old = final.with_name(final.name + ".old")
+    if not final.exists() and old.exists():
+        os.replace(old, final)
+
+
 def publish_dir(tmp: Path, final: Path) -> None:
-    """Move a finished output folder into place (the previous one, if any, is replaced)."""
+    """Move a finished output folder into place (the previous one, if any, is replaced; see
+    recover_published for a kill in between)."""
     if final.exists():
         old = final.with_name(final.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -80,8 +99,26 @@ def publish_dir(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
+def json_safe(obj: Any, where: str, key: str = "") -> Any:
+    """``obj`` with every NaN / infinite float replaced by None, warning with ``where`` and the key.
+
+    For logs only: a log records what happened, and refusing a NaN loss would stop a run (perhaps hours
+    in) over a diagnostic figure, while json.dumps' default would write NaN / Infinity, which is not JSON
+    and which strict readers refuse. Hand-off files (episodes, step values, PPO data) refuse non-finite
+    numbers instead: later stages compute with them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        warnings.warn(f"{where}: '{key}' is {obj}; written as null", RuntimeWarning, stacklevel=2)
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v, where, f"{key}.{k}" if key else str(k)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v, where, f"{key}[{i}]") for i, v in enumerate(obj)]
+    return obj
+
+
 def write_log_history(path: str | Path, history: list[dict[str, Any]]) -> None:
-    write_jsonl_atomic(path, [json.dumps(h) for h in history])
+    lines = [json.dumps(json_safe(h, f"{path} entry {i}"), allow_nan=False) for i, h in enumerate(history)]
+    write_jsonl_atomic(path, lines)
 
 
 class ListDataset(torch.utils.data.Dataset):

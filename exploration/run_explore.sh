@@ -14,6 +14,7 @@ args=(--env "$ENV_NAME" --split "${EXPLORE_SPLIT:-train}" --model "$EXPLORE_MODE
       --batch-size "${EXPLORE_BATCH:-$BATCH_SIZE}" --output-dir "$EXPLORE_DIR" --icl-examples "$ICL_EXAMPLES")
 [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
 [[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
+[[ -n "${EXPLORE_TASK_IDS:-}" ]] && args+=(--task-ids "$EXPLORE_TASK_IDS")  # e.g. the SFT games only
 [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")
 [[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
 echo "[explore] $ENV_NAME: $EXPLORE_MODEL, ${EXPLORE_TASKS:-all} tasks x $EXPLORE_M (profile $PROFILE)"

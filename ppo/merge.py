@@ -16,6 +16,8 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from eval_agent.backends.hf import load_tokenizer
+from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
+from eval_agent.model_path import resolve_model_path
 from eval_agent.prompts import (
     MODEL_INFO_FILE,
     check_icl_examples,
@@ -42,6 +44,8 @@ def merged_info(model: str, adapter: str) -> dict | None:
 
 
 def merge(model: str, adapter: str, output: str) -> Path:
+    model = resolve_model_path(model)  # a typo'd folder (model or adapter) is no Hub id
+    adapter = resolve_model_path(adapter, "--adapter", marker="adapter_config.json")
     info = merged_info(model, adapter)  # checked before the work
     base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
@@ -64,8 +68,15 @@ def main() -> None:
         "--adapter", required=True, help="LoRA adapter folder (ppo/train.py: <output-dir>/adapter)"
     )
     ap.add_argument("--output", required=True, help="merged model folder to write")
+    ap.add_argument("--overwrite", action="store_true", help="merge again even if the output is up to date")
     args = ap.parse_args()
-    print(f"merged model written to {merge(args.model, args.adapter, args.output)}")
+    fp = make_fingerprint("merge", {}, {"model": args.model, "adapter": args.adapter})
+    with claim_file(args.output, fp, args.overwrite, redo_when_changed=True) as current:
+        if current:
+            print(f"{args.output} is up to date; skipping")
+            return
+        mark_file(args.output, fp)
+        print(f"merged model written to {merge(args.model, args.adapter, args.output)}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 #   bash ppo/run_ppo.sh alfworld progress     (or ppo/<env>.sh VARIANT)
 # offline (PPO_MODE=offline): trains on $RUN_DIR/ppo_data/<variant>.jsonl (prm/run_prm.sh writes it);
 # online: fresh rollouts each iteration, rewarded with the estimator in $RUN_DIR/estimator.
-# Writes $RUN_DIR/ppo_<mode>[-turn]_<variant>/{adapter,merged}; skipped when the merged model exists.
+# Writes $RUN_DIR/ppo_<mode>[-turn]_<variant>/{adapter,merged}; train.py and merge.py skip work that exists
+# with the same settings (their fingerprints) and stop when the settings differ.
 # PPO_GAE_LEVEL=token|turn (GAE per action token, the default, or per agent turn);
 # PPO_STEP_WEIGHTING=auto|none|public-code (auto: the public-code variant brings its (T - t - 1) weighting).
 set -euo pipefail
@@ -14,9 +15,6 @@ load_config "$ENV_NAME"
 : "${PPO_BASE:=$RUN_DIR/sft/model}"
 : "${PPO_DIR:=$(ppo_dir "$VARIANT")}"
 : "${NUM_GPUS:=1}"
-if [[ -f "$PPO_DIR/merged/config.json" ]]; then
-  echo "[ppo] $PPO_DIR/merged exists; skipping"; exit 0
-fi
 args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "$VARIANT"
       --iterations "$PPO_ITERS" --rollouts-per-iteration "$PPO_ROLLOUTS" --ppo-epochs "$PPO_EPOCHS"
       --minibatch-size "$PPO_MB" --grad-accum "$PPO_ACCUM" --lr "$PPO_LR" --kl-coef "$PPO_KL"
@@ -30,6 +28,7 @@ else
          --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --gen-batch-size "$BATCH_SIZE")
   [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
   [[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
+  [[ -n "${EXPLORE_TASK_IDS:-}" ]] && args+=(--task-ids "$EXPLORE_TASK_IDS")
 fi
 echo "[ppo] $ENV_NAME/$VARIANT ($PPO_MODE): $PPO_BASE -> $PPO_DIR (profile $PROFILE)"
 if (( NUM_GPUS > 1 )); then

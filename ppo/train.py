@@ -21,9 +21,11 @@ through an accelerate config). Writes ``<output-dir>/adapter`` (LoRA + value hea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -34,6 +36,8 @@ from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from eval_agent.backends.hf import load_tokenizer
+from eval_agent.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from eval_agent.model_path import resolve_model_path
 from eval_agent.policy_value import PolicyWithValue
 from eval_agent.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
 from eval_agent.prompts import check_model_icl, check_records_icl, validate_icl_examples, write_model_info
@@ -53,9 +57,20 @@ from eval_agent.rl import (
     value_loss,
     whiten,
 )
+from eval_agent.sampler import PassSampler
 from eval_agent.schema import command_line, write_json_atomic
 from eval_agent.step_rewards import read_ppo_data
-from eval_agent.training import publish_dir, write_log_history
+from eval_agent.training import json_safe, publish_dir, recover_published, write_log_history
+from eval_agent.validate import (
+    choice,
+    exit_on_error,
+    finite,
+    flag,
+    in_range,
+    non_negative,
+    positive,
+    positive_int,
+)
 
 
 @dataclass
@@ -70,6 +85,8 @@ class PPOConfig:
     variant: str | None = None  # online: step-value variant (None: progress); offline: the data's
     num_tasks: int | None = None  # training tasks to draw from (None: all)
     task_types: str | None = None  # comma-separated task types to draw from (None: all)
+    task_ids: str | None = None  # file of task ids (one per line) to draw from (e.g. the SFT games)
+    exclude_task_ids: str | None = None  # file of task ids never to draw (e.g. held-out games)
     temperature: float | None = None  # online sampling temperature (None: 0.7, the paper's)
     max_steps: int | None = None
     max_new_tokens: int = 128
@@ -102,6 +119,34 @@ class PPOConfig:
     icl_examples: int = 1  # in-context examples in the prompt: 1 (the paper's) | 0 (instruction + task)
     seed: int = 0
     save_every: int = 5
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        # Every number and choice refused by its flag before a model is loaded: argparse lets 0, -1, nan
+        # and typos through, and some would otherwise surface only after an iteration of training.
+        choice("--mode", self.mode, ("offline", "online"))
+        choice("--gae-level", self.gae_level, GAE_LEVELS)
+        choice("--step-weighting", self.step_weighting, ("auto", *STEP_WEIGHTINGS))
+        choice("--dtype", self.dtype, DTYPE_CHOICES)
+        for name in ("iterations", "rollouts_per_iteration", "ppo_epochs", "minibatch_size", "grad_accum",
+                     "max_new_tokens", "gen_batch_size", "kl_horizon", "max_length", "lora_r", "lora_alpha",
+                     "save_every"):  # fmt: skip
+            positive_int(flag(name), getattr(self, name))
+        positive_int("--num-tasks", self.num_tasks, allow_none=True)  # None: all
+        positive_int("--max-steps", self.max_steps, allow_none=True)  # None: the env's limit
+        non_negative("--temperature", self.temperature, allow_none=True)  # None: 0.7 online
+        finite("--alpha", self.alpha)
+        finite("--beta", self.beta, allow_none=True)  # None: the variant's default
+        # lr 0 is allowed: a frozen-weights run (tests check the PPO ratio with it).
+        non_negative("--lr", self.lr)
+        in_range("--gamma", self.gamma, 0.0, 1.0)
+        in_range("--lam", self.lam, 0.0, 1.0)
+        for name in ("clip", "value_clip", "max_grad_norm"):
+            positive(flag(name), getattr(self, name))
+        non_negative("--vf-coef", self.vf_coef)
+        non_negative("--kl-coef", self.kl_coef)
+        positive("--kl-target", self.kl_target, allow_none=True)  # None: a fixed coefficient
+        validate_icl_examples(self.icl_examples, "--icl-examples")
 
 
 HELP = {
@@ -119,16 +164,20 @@ HELP = {
     "the turn's tokens share its advantage (RAGEN's turn-level GAE)",
     "temperature": "online only: sampling temperature of the fresh rollouts (default 0.7); offline PPO "
     "reads each rollout's sampling temperature from the data",
+    "task_ids": "online: a file with one training-task id per line; draw only from these",
+    "exclude_task_ids": "online: a file with one training-task id per line; never draw these",
+    "overwrite": "remove the output folder's contents (adapter, checkpoint, logs) and train from the start; "
+    "without it a rerun resumes or skips, and a folder written with other settings is refused",
     "kl_target": "adaptive KL target; 'none' keeps kl_coef fixed",
 }
 
 
-def parse_args() -> PPOConfig:
+def parse_args(argv: list[str] | None = None) -> PPOConfig:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(PPOConfig):
-        flag = "--" + f.name.replace("_", "-")
+        opt = flag(f.name)
         if f.type == "bool":
-            ap.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default)
+            ap.add_argument(opt, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default)
             continue
         base = str(f.type).split(" |")[0]
         kind = {"int": int, "float": float}.get(base, str)
@@ -138,14 +187,11 @@ def parse_args() -> PPOConfig:
             else kind
         )
         ap.add_argument(
-            flag, type=conv, default=f.default, help=f"{HELP.get(f.name, '')} (default: {f.default})"
+            opt, type=conv, default=f.default, help=f"{HELP.get(f.name, '')} (default: {f.default})"
         )
-    cfg = PPOConfig(**vars(ap.parse_args()))
-    for name, allowed in (("mode", ("offline", "online")), ("gae_level", GAE_LEVELS),
-                          ("step_weighting", ("auto", *STEP_WEIGHTINGS)), ("dtype", DTYPE_CHOICES)):  # fmt: skip
-        if getattr(cfg, name) not in allowed:
-            flag = "--" + name.replace("_", "-")
-            raise SystemExit(f"{flag} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+    args = ap.parse_args(argv)
+    with exit_on_error():  # PPOConfig checks every number and choice
+        cfg = PPOConfig(**vars(args))
     if cfg.mode == "offline" and not cfg.data:
         raise SystemExit("--mode offline needs --data (a PPO data file from prm/fuse_rewards.py)")
     if cfg.mode == "offline" and cfg.temperature is not None:
@@ -168,7 +214,7 @@ def resolve_step_weighting(requested: str, variant: str) -> str:
 
 
 class OfflineSource:
-    """Rollouts from the PPO data file, shuffled once per pass, taken in turn."""
+    """Rollouts from the PPO data file, shuffled once per pass, taken in turn (see PassSampler)."""
 
     def __init__(self, cfg: PPOConfig, tokenizer, rank: int, world: int):
         recs = read_ppo_data(cfg.data)
@@ -181,17 +227,12 @@ class OfflineSource:
         cfg.variant = variants[0]
         self.samples = [s for r in recs if (s := to_sample(tokenizer, r, cfg.max_length))]
         self.samples = self.samples[rank::world]
-        self.rng = random.Random(cfg.seed)
-        self.order: list[int] = []
+        if not self.samples:
+            raise SystemExit(f"{cfg.data}: no rollout fits --max-length {cfg.max_length} on process {rank}")
+        self.sampler = PassSampler(len(self.samples), cfg.seed)
 
     def next(self, n: int, iteration: int) -> tuple[list[Sample], dict]:
-        out = []
-        while len(out) < n:
-            if not self.order:
-                self.order = list(range(len(self.samples)))
-                self.rng.shuffle(self.order)
-            out.append(self.samples[self.order.pop()])
-        return out, {}
+        return [self.samples[i] for i in self.sampler.take(iteration * n, n)], {}
 
 
 @torch.no_grad()
@@ -272,16 +313,46 @@ def ppo_iteration(policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ct
 
 def main() -> None:
     cfg = parse_args()
+    cfg.model = resolve_model_path(cfg.model)  # a typo'd folder fails here, not on the Hub
     validate_icl_examples(cfg.icl_examples, "--icl-examples")
     check_model_icl(cfg.model, cfg.icl_examples)  # a model trained with the other prompt is refused
     # cpu=True lets a multi-process CPU launch (torchrun, gloo) form its process group.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
-    if (out / "adapter" / "adapter_config.json").exists():
-        print(f"{out / 'adapter'} exists; remove it to train again")
-        return
+    with contextlib.ExitStack() as stack:
+        # The main process locks the folder and checks (with --overwrite: clears, then writes) the
+        # fingerprint before the others look at it.
+        with accelerator.main_process_first():
+            if accelerator.is_main_process:
+                stack.enter_context(locked(out))
+            settings = settings_of(cfg, NOT_FINGERPRINTED) | {
+                "dtype": dtype_name(resolve_dtype(cfg.dtype, accelerator.device)),
+                "processes": accelerator.num_processes,
+            }
+            fp = make_fingerprint("ppo", settings, _inputs(cfg))
+            check_fingerprint(out, fp, cfg.overwrite and accelerator.is_main_process, "a PPO run")
+        if (out / "adapter" / "adapter_config.json").exists():
+            accelerator.print(
+                f"{out / 'adapter'} exists with these settings; pass --overwrite to train again"
+            )
+            return
+        train(cfg, accelerator, out)
+
+
+# Settings that change where things go or how often a checkpoint is written, not what is learned.
+NOT_FINGERPRINTED = frozenset({"output_dir", "save_every", "overwrite", "model", "data", "estimator",
+                               "task_ids", "exclude_task_ids", "dtype"})  # fmt: skip
+
+
+def _inputs(cfg: PPOConfig) -> dict:
+    return {"model": cfg.model, "data": cfg.data, "estimator": cfg.estimator, "task_ids": cfg.task_ids,
+            "exclude_task_ids": cfg.exclude_task_ids}  # fmt: skip
+
+
+def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     ckpt = out / "checkpoint"
+    recover_published(ckpt)  # a kill between publish_dir's two renames
     resume = (ckpt / "state.json").exists()
     tokenizer = load_tokenizer(cfg.model)
     policy = PolicyWithValue.create(
@@ -308,14 +379,15 @@ def main() -> None:
     else:
         from eval_agent.online import OnlineSource
 
-        source = OnlineSource(cfg, tokenizer, unwrapped, accelerator)
+        source = OnlineSource(cfg, tokenizer, unwrapped, accelerator, start_iteration=start)
     cfg.step_weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
     accelerator.print(
         f"variant {cfg.variant}, step weighting {cfg.step_weighting}, GAE per {cfg.gae_level}, "
         f"compute dtype {dtype_name(unwrapped.compute_dtype)}"
         + (f", sampling temperature {cfg.temperature}" if cfg.mode == "online" else "")
     )
-    per_process = max(1, math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes))
+    # PPOConfig refuses --rollouts-per-iteration < 1, so every process gets at least one rollout.
+    per_process = math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes)
     t0 = time.time()
     bar = tqdm(range(start, cfg.iterations), desc="ppo", unit="it", disable=not accelerator.is_main_process)
     for it in bar:
@@ -324,12 +396,14 @@ def main() -> None:
             policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ctl, tokenizer.pad_token_id, it
         )
         stats = {"iteration": it + 1, **extra, **stats, "seconds": round(time.time() - t0, 1)}
-        log.append(stats)
+        # The log (and the summary's first/last) stays valid JSON: a diverged figure becomes null + a warning.
+        log.append(json_safe(stats, f"{out / 'train_log.jsonl'} iteration {it + 1}"))
         bar.set_postfix(score=f"{stats['score']:.3f}", kl=f"{stats['kl']:.3f}", pg=f"{stats['pg_loss']:.3f}")
         if accelerator.is_main_process:
             write_log_history(out / "train_log.jsonl", log)
             if (it + 1) % cfg.save_every == 0 and it + 1 < cfg.iterations:
                 tmp = out / "checkpoint.partial"
+                shutil.rmtree(tmp, ignore_errors=True)  # a kill's leftover
                 unwrapped.save(tmp / "adapter")
                 torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
                 (tmp / "state.json").write_text(json.dumps({"iteration": it + 1, "kl_coef": kl_ctl.value}))
@@ -340,6 +414,8 @@ def main() -> None:
         unwrapped.save(tmp)
         write_model_info(tmp, cfg.icl_examples, stage="ppo", mode=cfg.mode, variant=cfg.variant)
         publish_dir(tmp, out / "adapter")
+        # The checkpoint serves an interrupted run only; left here, a retrain would resume from it.
+        shutil.rmtree(ckpt, ignore_errors=True)
         write_json_atomic(
             out / "summary.json",
             {

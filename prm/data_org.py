@@ -18,9 +18,11 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
 from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
 from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
+from eval_agent.validate import exit_on_error, in_range
 
 
 def split_by_task(task_ids: list[str], val_fraction: float, seed: int) -> set[str]:
@@ -40,7 +42,24 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
                     help="in-context examples the rollouts' prompts must hold: 1 (paper) or 0 (default 1)")  # fmt: skip
+    ap.add_argument("--overwrite", action="store_true", help="write the split again even if it is up to date")
     args = ap.parse_args()
+    with exit_on_error():  # refused before any file is touched; 1 would leave no training data
+        in_range("--val-fraction", args.val_fraction, 0.0, 1.0, hi_open=True)
+    settings = {"val_fraction": args.val_fraction, "seed": args.seed, "icl_examples": args.icl_examples}
+    fp = make_fingerprint(
+        "estimator-data", settings, {f"rollouts{i}": p for i, p in enumerate(args.rollouts)}
+    )
+    info = Path(args.output_dir) / "data_info.json"
+    with claim_file(info, fp, args.overwrite, redo_when_changed=True) as current:
+        if current:
+            print(f"{args.output_dir} is up to date; skipping")
+            return
+        mark_file(info, fp)
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     validate_icl_examples(args.icl_examples, "--icl-examples")
 
     records = []

@@ -16,6 +16,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
 from eval_agent.progress_data import read_step_values
 from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
 from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
@@ -28,6 +29,7 @@ from eval_agent.step_rewards import (
     fuse,
     step_values,
 )
+from eval_agent.validate import exit_on_error, finite, positive_int
 
 
 def main() -> None:
@@ -45,7 +47,31 @@ def main() -> None:
     ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
                     help="in-context examples the rollouts' prompts must hold: 1 (paper) or 0 (default 1)")  # fmt: skip
     ap.add_argument("--output", required=True)
+    ap.add_argument(
+        "--overwrite", action="store_true", help="write the output again even if it is up to date"
+    )
     args = ap.parse_args()
+    with exit_on_error():  # argparse lets nan, 0 and -1 through; refused before any file is touched
+        finite("--alpha", args.alpha)
+        finite("--beta", args.beta, allow_none=True)  # None: the variant's default
+        positive_int("--max-steps", args.max_steps, allow_none=True)  # None: no step limit
+        positive_int("--max-rollouts", args.max_rollouts, allow_none=True)  # None: all
+    settings = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("rollouts", "step_values", "mc_values", "output", "overwrite")
+    }
+    inputs = {"rollouts": args.rollouts, "step_values": args.step_values, "mc_values": args.mc_values}
+    fp = make_fingerprint("fuse-rewards", settings, inputs)
+    with claim_file(args.output, fp, args.overwrite, redo_when_changed=True) as current:
+        if current:
+            print(f"{args.output} is up to date; skipping")
+            return
+        mark_file(args.output, fp)
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     validate_icl_examples(args.icl_examples, "--icl-examples")
 
     beta = args.beta if args.beta is not None else DEFAULT_BETA.get(args.variant, 0.5)

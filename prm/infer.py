@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from eval_agent.backends.hf import load_tokenizer, pick_device
+from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
 from eval_agent.progress import ProgressEstimator, estimate_step_values
 from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
@@ -72,12 +73,26 @@ def main() -> None:
         help="score every rollout with the main estimator even when the folder has cross-fitted folds "
         "(the paper's behaviour: c_t of rollouts the estimator was trained on)",
     )
+    ap.add_argument(
+        "--overwrite", action="store_true", help="write the output again even if it is up to date"
+    )
     args = ap.parse_args()
+    plan = None if args.in_sample else fold_assignment(args.estimator)
+    mode = "in-sample" if plan is None else f"cross-fit {plan['folds']}"
+    settings = {"mode": mode, "max_length": args.max_length}
+    fp = make_fingerprint("step-values", settings, {"estimator": args.estimator, "rollouts": args.rollouts})
+    with claim_file(args.output, fp, args.overwrite, redo_when_changed=True) as current:
+        if current:
+            print(f"{args.output} is up to date ({mode}); skipping")
+            return
+        mark_file(args.output, fp)
+        run(args, plan)
 
+
+def run(args: argparse.Namespace, plan: dict | None) -> None:
     t0 = time.time()
     device = pick_device(args.device)
     records = read_records(args.rollouts)
-    plan = None if args.in_sample else fold_assignment(args.estimator)
     if plan is None:
         mode, folds = "in-sample", 0
         model = ProgressEstimator.load(args.estimator).to(device)

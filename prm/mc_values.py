@@ -20,10 +20,12 @@ from pathlib import Path
 
 from envs import load_tasks
 from eval_agent.backends import GenerationConfig, make_policy
+from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
 from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_model_icl, check_records_icl, validate_icl_examples
 from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
 from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from eval_agent.step_rewards import final_reward
+from eval_agent.validate import exit_on_error, non_negative, positive_int
 
 
 def main() -> None:
@@ -42,7 +44,28 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
                     help="in-context examples in the prompt, as the rollouts were played: 1 or 0 (default 1)")  # fmt: skip
+    ap.add_argument("--overwrite", action="store_true", help="sample again from scratch, even if up to date")
     args = ap.parse_args()
+    with exit_on_error():  # argparse lets nan, 0 and -1 through; refused before any work
+        positive_int("--k", args.k)
+        positive_int("--num-rollouts", args.num_rollouts, allow_none=True)  # None: all
+        non_negative("--temperature", args.temperature)
+        positive_int("--max-new-tokens", args.max_new_tokens)
+        positive_int("--max-steps", args.max_steps, allow_none=True)  # None: the env's limit
+        positive_int("--batch-size", args.batch_size)
+    settings = {k: v for k, v in vars(args).items() if k not in ("rollouts", "model", "output", "overwrite",
+                                                                  "batch_size", "api_base")}  # fmt: skip
+    fp = make_fingerprint("mc-values", settings, {"rollouts": args.rollouts, "model": args.model})
+    out = Path(args.output)
+    with claim_file(out, fp, args.overwrite, work_files=(out.with_suffix(".episodes.jsonl"),)) as current:
+        if current:
+            print(f"{out} is up to date; skipping")
+            return
+        mark_file(out, fp)  # before the continuations: they are resumable partial work
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     validate_icl_examples(args.icl_examples, "--icl-examples")
 
     records = read_records(args.rollouts)

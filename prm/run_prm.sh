@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stage 3 for one environment: estimator data -> progress estimator -> c_t for every rollout ->
-# fused PPO rewards for each variant in FUSE_VARIANTS. Each step is skipped when its output exists.
+# fused PPO rewards for each variant in FUSE_VARIANTS. Each step skips its work when its output exists
+# with the same settings and inputs (its fingerprint), and stops when they differ.
 #   bash prm/run_prm.sh alfworld        (or prm/<env>.sh)
 set -euo pipefail
 ENV_NAME="${1:?usage: run_prm.sh ENV}"; shift
@@ -15,10 +16,8 @@ load_config "$ENV_NAME"
 rollouts="$EXPLORE_DIR/episodes.jsonl"
 [[ -f "$rollouts" ]] || { echo "no exploration rollouts at $rollouts: run exploration/$ENV_NAME.sh first" >&2; exit 2; }
 
-if [[ ! -f "$PRM_DIR/data/train.jsonl" ]]; then
-  "$PY" prm/data_org.py --rollouts "$rollouts" --output-dir "$PRM_DIR/data" \
-    --val-fraction "$PRM_VAL_FRACTION" --seed "${SEED:-0}" --icl-examples "$ICL_EXAMPLES"
-fi
+"$PY" prm/data_org.py --rollouts "$rollouts" --output-dir "$PRM_DIR/data" \
+  --val-fraction "$PRM_VAL_FRACTION" --seed "${SEED:-0}" --icl-examples "$ICL_EXAMPLES"
 train_args=(--data_dir "$PRM_DIR/data" --model "$PRM_BASE" --output_dir "$PRM_DIR" --head "$PRM_HEAD"
             --backbone "$PRM_BACKBONE" --num_train_epochs "$PRM_EPOCHS" --learning_rate "$PRM_LR"
             --per_device_train_batch_size "$PRM_BATCH" --gradient_accumulation_steps "$PRM_GRAD_ACCUM"
@@ -31,31 +30,21 @@ train_args=(--data_dir "$PRM_DIR/data" --model "$PRM_BASE" --output_dir "$PRM_DI
 echo "[prm] $ENV_NAME: $PRM_HEAD head, $PRM_BACKBONE backbone on $PRM_BASE, cross-fit folds $PRM_CROSS_FIT (profile $PROFILE)"
 # train.py skips what exists: with PRM_CROSS_FIT >= 2 and no matching folds/folds.json yet (e.g. switched
 # on for a finished run) it trains only the K fold estimators and adds eval.json's cross_fit section.
+# prm/infer.py rewrites c_t when the estimator, its folds or the mode changed (its fingerprint).
 if (( NUM_GPUS > 1 )); then
   "$PY" -m accelerate.commands.launch --num_processes "$NUM_GPUS" prm/train.py "${train_args[@]}"
 else
   "$PY" prm/train.py "${train_args[@]}"
 fi
 values="$EXPLORE_DIR/step_values.jsonl"
-# c_t again when the values are missing, older than the estimator (or its folds), or of the other mode.
-if (( PRM_CROSS_FIT >= 2 )); then
-  want="cross-fit $PRM_CROSS_FIT"; newest="$PRM_DIR/estimator/folds/folds.json"; infer_mode=()
-else
-  want="in-sample"; newest="$PRM_DIR/estimator/head.safetensors"; infer_mode=(--in-sample)
-fi
-have=""
-[[ -f "${values%.jsonl}.info.json" ]] && have="$("$PY" -c \
-  'import json, sys; print(json.load(open(sys.argv[1])).get("mode", "in-sample"))' "${values%.jsonl}.info.json")"
-if [[ ! -f "$values" || "$values" -ot "$PRM_DIR/estimator/head.safetensors" || "$values" -ot "$newest"
-      || "$have" != "$want" ]]; then
-  "$PY" prm/infer.py --estimator "$PRM_DIR/estimator" --rollouts "$rollouts" --output "$values" \
-    --max-length "$PRM_MAX_LEN" "${infer_mode[@]}"
-fi
+infer_mode=(); (( PRM_CROSS_FIT >= 2 )) || infer_mode=(--in-sample)
+"$PY" prm/infer.py --estimator "$PRM_DIR/estimator" --rollouts "$rollouts" --output "$values" \
+  --max-length "$PRM_MAX_LEN" "${infer_mode[@]}"
 for variant in $FUSE_VARIANTS; do
   extra=()
   if [[ "$variant" == mc ]]; then
     mc="$EXPLORE_DIR/mc_values.jsonl"
-    [[ -f "$mc" ]] || "$PY" prm/mc_values.py --rollouts "$rollouts" --model "$PRM_BASE" --k "${MC_K:-4}" \
+    "$PY" prm/mc_values.py --rollouts "$rollouts" --model "$PRM_BASE" --k "${MC_K:-4}" \
       --icl-examples "$ICL_EXAMPLES" \
       --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --batch-size "$BATCH_SIZE" --output "$mc" \
       ${MC_ROLLOUTS:+--num-rollouts "$MC_ROLLOUTS"}

@@ -17,6 +17,7 @@ pooled, into ``<output_dir>/estimator/folds/fold<k>/`` with the assignment in ``
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
@@ -33,11 +34,20 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from eval_agent.backends.hf import load_tokenizer
+from eval_agent.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from eval_agent.model_path import resolve_model_path
 from eval_agent.precision import configure_training_precision, dtype_name
-from eval_agent.progress import EstimatorConfig, ProgressEstimator
+from eval_agent.progress import BACKBONES, HEADS, EstimatorConfig, ProgressEstimator
 from eval_agent.progress_data import StepCollator, encode_rollout
 from eval_agent.schema import command_line, read_records, write_json_atomic
-from eval_agent.training import ListDataset, last_checkpoint, publish_dir, write_log_history
+from eval_agent.training import (
+    TRAINING_SETTINGS,
+    ListDataset,
+    last_checkpoint,
+    publish_dir,
+    write_log_history,
+)
+from eval_agent.validate import choice, exit_on_error, positive_int
 
 
 @dataclass
@@ -50,7 +60,14 @@ class EstimatorArgs:
     lora_r: int = field(default=8)
     lora_alpha: int = field(default=16)
     max_length: int = field(default=4096)
-    overwrite: bool = field(default=False, metadata={"help": "train again even if the estimator exists"})
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "remove <output_dir>'s contents (estimator, folds, checkpoints; not the data folder) and "
+            "train from the start; without it a rerun skips or adds missing folds, and a folder written with "
+            "other settings is refused"
+        },
+    )
     dtype: str = field(
         default="auto",
         metadata={
@@ -69,6 +86,16 @@ class EstimatorArgs:
             "eval.json gets the out-of-fold MSE ('cross_fit')"
         },
     )
+
+    def __post_init__(self) -> None:
+        # Refused by flag at parse time, before any data or model is loaded.
+        choice("--head", self.head, HEADS)
+        choice("--backbone", self.backbone, BACKBONES)
+        for name in ("mlp_hidden", "lora_r", "lora_alpha", "max_length"):
+            positive_int(f"--{name}", getattr(self, name))
+        k = self.cross_fit_folds
+        if not isinstance(k, int) or k < 0 or k == 1:
+            raise ValueError(bad_folds_message(k, None))
 
 
 class RolloutDataset(Dataset):
@@ -331,22 +358,46 @@ def cross_fit(
 
 
 def main() -> None:
-    est_args, args = HfArgumentParser((EstimatorArgs, TrainingArguments)).parse_args_into_dataclasses()
+    parser = HfArgumentParser((EstimatorArgs, TrainingArguments))
+    with exit_on_error():  # the dataclasses' checks: one line naming the flag
+        est_args, args = parser.parse_args_into_dataclasses()
+    est_args.model = resolve_model_path(est_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, est_args.dtype)
     args.remove_unused_columns = False
     args.label_names = ["target"]
     out = Path(args.output_dir)
     final = out / "estimator"
+    k = est_args.cross_fit_folds  # EstimatorArgs refused 1 and negative counts
+    # The cross-fit folds are not in the fingerprint: switching them on for a finished estimator trains
+    # the folds only (folds_complete checks their count and seed).
+    settings = settings_of(est_args, {"data_dir", "model", "overwrite", "cross_fit_folds"})
+    settings |= {k: getattr(args, k, None) for k in TRAINING_SETTINGS} | {"dtype": dtype_name(compute_dtype)}
+    fp = make_fingerprint("estimator", settings, {"data": est_args.data_dir, "model": est_args.model})
+    with contextlib.ExitStack() as stack:
+        with args.main_process_first(desc="output folder"):
+            if args.process_index == 0:
+                stack.enter_context(locked(out))
+            # The estimator data folder (prm/data_org.py) usually lives inside this folder.
+            foreign = (
+                frozenset({Path(est_args.data_dir).name})
+                if Path(est_args.data_dir).parent == out
+                else frozenset()
+            )
+            check_fingerprint(
+                out, fp, est_args.overwrite and args.process_index == 0, "an estimator", foreign
+            )
+        train_main = not (final / "estimator_config.json").exists()
+        train_folds = k >= 2 and not folds_complete(final / "folds", k, args.seed)
+        if not train_main and not train_folds:
+            print(f"{final} exists with these settings; pass --overwrite to train again")
+            return
+        train_estimator(est_args, args, out, final, compute_dtype, train_main, train_folds)
+
+
+def train_estimator(
+    est_args, args, out: Path, final: Path, compute_dtype, train_main: bool, train_folds: bool
+):
     k = est_args.cross_fit_folds
-    if k < 0 or k == 1:
-        raise SystemExit(bad_folds_message(k, None))
-    train_main = est_args.overwrite or not (final / "estimator_config.json").exists()
-    train_folds = k >= 2 and (est_args.overwrite or not folds_complete(final / "folds", k, args.seed))
-    if not train_main and not train_folds:
-        print(f"{final} exists; pass --overwrite to train again")
-        return
-    if est_args.overwrite:
-        shutil.rmtree(out / "estimator_folds.partial", ignore_errors=True)
     args.output_dir = str(out / "checkpoints")
     set_seed(args.seed)
 

@@ -34,6 +34,7 @@ from eval_agent.experts import expert_messages
 from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, validate_icl_examples
 from eval_agent.schema import write_json_atomic
 from eval_agent.sharegpt import from_messages, read_sharegpt, to_messages, write_sharegpt
+from eval_agent.validate import choice, exit_on_error, positive_int
 
 
 @dataclass
@@ -46,6 +47,13 @@ class BuildConfig:
     original: str | None = None  # ETO/SPA-RL ShareGPT file to use instead of building
     tokenizer: str | None = None  # a model folder: also count tokens per trajectory
     icl_examples: int = DEFAULT_ICL_EXAMPLES  # in-context examples in the prompt: 1 (paper) or 0
+
+    def __post_init__(self) -> None:
+        # Refused by flag before any game is loaded: argparse lets 0 and -1 through (0 would build nothing).
+        choice("--games", self.games, ("eto", "all"))
+        positive_int("--num-tasks", self.num_tasks, allow_none=True)  # None: all
+        positive_int("--max-expert-steps", self.max_expert_steps, allow_none=True)  # None: keep all
+        validate_icl_examples(self.icl_examples, "--icl-examples")
 
 
 def default_output(env: str, icl_examples: int) -> Path:
@@ -142,7 +150,9 @@ def main() -> None:
         kind = int if name in ("num_tasks", "max_expert_steps", "icl_examples") else str
         help_ = "in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task only)"
         p.add_argument(flag, type=kind, default=default, help=help_ if name == "icl_examples" else None)
-    cfg = BuildConfig(**vars(p.parse_args()))
+    args = p.parse_args()
+    with exit_on_error():
+        cfg = BuildConfig(**vars(args))
     validate_icl_examples(cfg.icl_examples, "--icl-examples")
     out = Path(cfg.output or default_output(cfg.env, cfg.icl_examples))
     original = Path(cfg.original) if cfg.original else data_dir() / "original" / f"{cfg.env}_sft.json"

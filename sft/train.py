@@ -13,7 +13,9 @@ dtype (default: bf16 where the hardware has it, see eval_agent/precision.py). La
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ from transformers import AutoModelForCausalLM, HfArgumentParser, Trainer, Traini
 
 from eval_agent.backends.hf import load_tokenizer
 from eval_agent.chat import render_chat
+from eval_agent.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from eval_agent.model_path import resolve_model_path
 from eval_agent.precision import configure_training_precision, dtype_name
 from eval_agent.prompts import (
     check_icl_examples,
@@ -36,12 +40,14 @@ from eval_agent.schema import command_line, write_json_atomic
 from eval_agent.sharegpt import read_sharegpt, to_messages
 from eval_agent.training import (
     IGNORE_INDEX,
+    TRAINING_SETTINGS,
     CausalLMCollator,
     labelled_positions_loss,
     last_checkpoint,
     publish_dir,
     write_log_history,
 )
+from eval_agent.validate import exit_on_error, positive_int
 
 
 @dataclass
@@ -53,7 +59,13 @@ class SFTArgs:
     task_types: str | None = field(
         default=None, metadata={"help": "comma-separated task types to keep (records' task_type), before N"}
     )
-    overwrite: bool = field(default=False, metadata={"help": "train again even if <output_dir>/model exists"})
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "remove <output_dir>'s contents (model, checkpoints) and train from the start; without "
+            "it a rerun resumes or skips, and a folder written with other settings is refused"
+        },
+    )
     train_on_context: bool = field(
         default=False, metadata={"help": "also learn the in-context example's turns (ETO's behaviour)"}
     )
@@ -72,6 +84,11 @@ class SFTArgs:
             "bf16 | fp32; bf16 runs the forward pass under autocast with fp32 master weights"
         },
     )
+
+    def __post_init__(self) -> None:
+        # Refused by flag at parse time: argparse lets 0 and -1 through (num_trajectories 0 trains on nothing).
+        positive_int("--max_length", self.max_length)
+        positive_int("--num_trajectories", self.num_trajectories, allow_none=True)  # None: all
 
 
 class SFTTrainer(Trainer):
@@ -116,15 +133,33 @@ class ExpertDataset(Dataset):
 
 
 def main() -> None:
-    sft_args, args = HfArgumentParser((SFTArgs, TrainingArguments)).parse_args_into_dataclasses()
+    parser = HfArgumentParser((SFTArgs, TrainingArguments))
+    with exit_on_error():  # the dataclasses' checks: one line naming the flag
+        sft_args, args = parser.parse_args_into_dataclasses()
+    sft_args.model = resolve_model_path(sft_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, sft_args.dtype)
     out = Path(args.output_dir)
     final = out / "model"
     validate_icl_examples(sft_args.icl_examples, "--icl_examples")
-    if (final / "config.json").exists() and not sft_args.overwrite:
-        check_model_icl(final, sft_args.icl_examples)  # a finished model of the other setting: say so
-        print(f"{final} exists; pass --overwrite to train again")
-        return
+    settings = settings_of(sft_args, {"data", "model", "overwrite"})
+    settings |= {k: getattr(args, k, None) for k in TRAINING_SETTINGS} | {"dtype": dtype_name(compute_dtype)}
+    with contextlib.ExitStack() as stack:
+        # The main process locks the folder and checks (or, with --overwrite, clears and writes) the
+        # fingerprint before the others look at it.
+        with args.main_process_first(desc="output folder"):
+            if args.process_index == 0:
+                stack.enter_context(locked(out))
+            inputs = {"data": sft_args.data, "model": sft_args.model}
+            fp = make_fingerprint("sft", settings, inputs)
+            check_fingerprint(out, fp, sft_args.overwrite and args.process_index == 0, "an SFT run")
+        if (final / "config.json").exists():
+            check_model_icl(final, sft_args.icl_examples)
+            print(f"{final} exists with these settings; pass --overwrite to train again")
+            return
+        train(sft_args, args, out, final, compute_dtype)
+
+
+def train(sft_args: SFTArgs, args: TrainingArguments, out: Path, final: Path, compute_dtype) -> None:
     args.output_dir = str(out / "checkpoints")
     set_seed(args.seed)
 
@@ -173,7 +208,11 @@ def main() -> None:
         write_model_info(
             tmp, sft_args.icl_examples, stage="sft", data=sft_args.data, base_model=sft_args.model
         )
+        # The games behind the expert data: later stages can draw from them or hold them out.
+        (tmp / "task_ids.txt").write_text("".join(f"{r['id']}\n" for r in records))
         publish_dir(tmp, final)
+        # Checkpoints serve an interrupted run only; left here, a retrain would resume from them.
+        shutil.rmtree(args.output_dir, ignore_errors=True)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         tokens = data.n_tokens() * args.num_train_epochs
         summary = {

@@ -37,8 +37,9 @@ def test_rerun_keeps_the_throughput_of_earlier_runs(tmp_path):
 
 def test_a_corrupt_summary_is_named_before_any_work(tmp_path):
     out = tmp_path / "eval"
-    out.mkdir()
+    evaluate(_cfg(out, 1))
+    played = (out / "episodes.jsonl").read_text()
     (out / "summary.json").write_text("{not json")
     with pytest.raises(ValueError, match="summary.json: not valid JSON"):
-        evaluate(_cfg(out, 1))
-    assert not (out / "episodes.jsonl").exists()
+        evaluate(_cfg(out, 2))
+    assert (out / "episodes.jsonl").read_text() == played

@@ -37,7 +37,10 @@ def test_tiny_pipeline_end_to_end(tmp_path, screenshot):
         ["bash", "scripts/run_pipeline.sh", "alfworld"], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr[-4000:]
-    assert "exists; pass --overwrite" in again.stdout and "merged exists; skipping" in again.stdout
+    assert "exists with these settings; pass --overwrite" in again.stdout
+    assert (
+        "merged is up to date; skipping" in again.stdout and "step_values.jsonl is up to date" in again.stdout
+    )
     # Its stage times are added below the first run's, not written over them.
     both = (run / "timings.tsv").read_text().splitlines()
     assert both[: len(first_run)] == first_run and len(both) == 2 * len(first_run)

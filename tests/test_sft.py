@@ -107,4 +107,4 @@ def test_sft_stage_tiny_profile_end_to_end(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.config.num_hidden_layers == 2
     again = subprocess.run(["bash", "sft/alfworld.sh"], cwd=REPO, env=env, capture_output=True, text=True)
-    assert again.returncode == 0 and "exists; pass --overwrite" in again.stdout
+    assert again.returncode == 0 and "exists with these settings; pass --overwrite" in again.stdout

@@ -9,6 +9,9 @@ def make_policy(backend: str, model: str, **kwargs) -> Policy:
     """``hf``: ``model`` is a local model folder. ``openai``: ``model`` is the served model name and
     ``api_base`` the endpoint (e.g. http://127.0.0.1:8000/v1)."""
     if backend == "hf":
+        from eval_agent.model_path import resolve_model_path
+
+        model = resolve_model_path(model)  # before importing torch: a typo'd folder fails at once
         from eval_agent.backends.hf import HFPolicy
 
         allowed = {

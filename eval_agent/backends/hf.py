@@ -22,6 +22,7 @@ from eval_agent.backends.kv_cache import (
     stack_left_padded,
 )
 from eval_agent.chat import end_of_turn_ids, render_prompt
+from eval_agent.model_path import resolve_model_path
 from eval_agent.precision import resolve_dtype
 
 
@@ -44,7 +45,7 @@ def left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def load_tokenizer(model_path: str | Path):
-    tok = AutoTokenizer.from_pretrained(model_path)
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(model_path))  # a typo'd folder is no Hub id
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -69,6 +70,8 @@ class HFPolicy:
         fast_decode: bool = True,
     ):
         self.device = pick_device(device)
+        if model is None or tokenizer is None:
+            model_path = resolve_model_path(model_path)  # a typo'd folder is no Hub id
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path)
         if model is None:
             torch_dtype = resolve_dtype(dtype, self.device)  # auto: bf16 where the hardware has it
