@@ -173,7 +173,8 @@ def _color(x: float, scale: float) -> str:
 
 
 def trajectory_page(title: str, records, values=None, fused=None, limit: int = 50) -> str:
-    """One HTML page: every trajectory step by step (action, observation, c_t, g_t, r_t), rows
+    """One HTML page: every trajectory step by step (the task, each raw reply beside the action parsed from
+    it, observation, c_t, g_t, r_t), rows
     coloured by the step's contribution c_t (or its fused reward when there is no c_t)."""
     values, fused = values or {}, fused or {}
     scale = max([abs(v) for r in records for v in values.get(r.key, [])] + [1e-9])
@@ -190,7 +191,15 @@ def trajectory_page(title: str, records, values=None, fused=None, limit: int = 5
         parts.append(
             f"<h3 class='{cls}'>{html.escape(r.task_id)} #{r.rollout}: "
             f"{'success' if r.success else 'failure'}, reward {r.reward:g}, {r.n_steps} steps ({r.finish_reason})</h3>"
-            "<table><tr><th>t</th><th>action</th><th>observation</th><th>c_t</th><th>g_t</th><th>r_t</th></tr>"
+        )
+        if (
+            0 < r.prefix_len <= len(r.messages)
+        ):  # the task as the agent saw it (the last message before it acts)
+            task = r.messages[r.prefix_len - 1]["content"]
+            parts.append(f"<details><summary>task</summary><pre>{html.escape(task)}</pre></details>")
+        parts.append(
+            "<table><tr><th>t</th><th>reply (raw)</th><th>action (parsed)</th><th>observation</th><th>c_t</th>"
+            "<th>g_t</th><th>r_t</th></tr>"
         )
         for t, s in enumerate(r.steps):
             ct = c[t] if c else None
@@ -201,7 +210,8 @@ def trajectory_page(title: str, records, values=None, fused=None, limit: int = 5
                 else (_color(rt, 1.0) if rt is not None else "transparent")
             )
             parts.append(
-                f"<tr style='background:{shade}'><td>{t + 1}</td><td><pre>{html.escape(s.action or '(no action)')}</pre></td>"
+                f"<tr style='background:{shade}'><td>{t + 1}</td><td><pre>{html.escape(s.reply)}</pre></td>"
+                f"<td><pre>{html.escape(s.action or '(no action)')}</pre></td>"
                 f"<td><pre>{html.escape(s.observation)}</pre></td>"
                 f"<td>{'' if ct is None else f'{ct:+.3f}'}</td><td>{int(s.grounded)}</td>"
                 f"<td>{'' if rt is None else f'{rt:+.3f}'}</td></tr>"

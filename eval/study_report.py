@@ -217,6 +217,10 @@ def curves(runs: list[Path], out: Path) -> Path | None:
     for run in runs:
         for p in sorted(run.glob("ppo_*/train_log.jsonl")):
             log = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+            probe = p.parent / "probe_log.jsonl"  # the learning curve: greedy success on training games
+            if probe.exists():
+                log += [{"iteration": e["updates"], "train_success": e["train_success"]}
+                        for e in map(json.loads, filter(str.strip, probe.read_text().splitlines()))]  # fmt: skip
             if log:
                 logs[f"{run.name}/{p.parent.name}"] = log
     if not logs:

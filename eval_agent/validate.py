@@ -38,6 +38,13 @@ def positive_int(name: str, v: Any, *, allow_none: bool = False) -> Any:
     return v
 
 
+def non_negative_int(name: str, v: Any) -> Any:
+    """A count where 0 means "off": an integer >= 0."""
+    if not _is_int(v) or v < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+    return v
+
+
 def finite(name: str, v: Any, *, allow_none: bool = False) -> Any:
     if v is None and allow_none:
         return v

@@ -7,6 +7,8 @@
 # with the same settings (their fingerprints) and stop when the settings differ.
 # PPO_GAE_LEVEL=token|turn (GAE per action token, the default, or per agent turn);
 # PPO_STEP_WEIGHTING=auto|none|public-code (auto: the public-code variant brings its (T - t - 1) weighting).
+# PPO_PROBE_EVERY=N (default 0: off): every N updates play PPO_PROBE_TASKS (16) training tasks greedily and log
+# their success to probe_log.jsonl, PPO's learning curve.
 set -euo pipefail
 ENV_NAME="${1:?usage: run_ppo.sh ENV VARIANT [ppo/train.py flags]}"
 VARIANT="${2:?usage: run_ppo.sh ENV VARIANT}"; shift 2
@@ -21,14 +23,16 @@ args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "
       --kl-target "$PPO_KL_TARGET" --step-weighting "${PPO_STEP_WEIGHTING:-auto}"
       --gae-level "${PPO_GAE_LEVEL:-token}" --seed "${SEED:-0}" --icl-examples "$ICL_EXAMPLES")
 [[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
+# The training tasks online PPO draws from and the learning-curve probe plays (PPO_PROBE_EVERY > 0).
+args+=(--env "$ENV_NAME" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --gen-batch-size "$BATCH_SIZE"
+       --probe-every "${PPO_PROBE_EVERY:-0}" --probe-tasks "${PPO_PROBE_TASKS:-16}")
+[[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
+[[ -n "${EXPLORE_TASK_IDS:-}" ]] && args+=(--task-ids "$EXPLORE_TASK_IDS")
 if [[ "$PPO_MODE" == offline ]]; then
   args+=(--data "$RUN_DIR/ppo_data/$VARIANT.jsonl")
 else
-  args+=(--env "$ENV_NAME" --estimator "$RUN_DIR/estimator/estimator" --temperature "$EXPLORE_TEMPERATURE"
-         --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --gen-batch-size "$BATCH_SIZE")
+  args+=(--estimator "$RUN_DIR/estimator/estimator" --temperature "$EXPLORE_TEMPERATURE")
   [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
-  [[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
-  [[ -n "${EXPLORE_TASK_IDS:-}" ]] && args+=(--task-ids "$EXPLORE_TASK_IDS")
 fi
 echo "[ppo] $ENV_NAME/$VARIANT ($PPO_MODE): $PPO_BASE -> $PPO_DIR (profile $PROFILE)"
 if (( NUM_GPUS > 1 )); then

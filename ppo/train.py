@@ -68,6 +68,7 @@ from eval_agent.validate import (
     flag,
     in_range,
     non_negative,
+    non_negative_int,
     positive,
     positive_int,
 )
@@ -119,6 +120,10 @@ class PPOConfig:
     icl_examples: int = 1  # in-context examples in the prompt: 1 (the paper's) | 0 (instruction + task)
     seed: int = 0
     save_every: int = 5
+    # learning curve: greedy play of a fixed set of training tasks every N updates (0: off)
+    probe_every: int = 0
+    probe_tasks: int = 16
+    probe_seed: int = 0
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -133,6 +138,8 @@ class PPOConfig:
                      "save_every"):  # fmt: skip
             positive_int(flag(name), getattr(self, name))
         positive_int("--num-tasks", self.num_tasks, allow_none=True)  # None: all
+        non_negative_int("--probe-every", self.probe_every)  # 0: no probe
+        positive_int("--probe-tasks", self.probe_tasks)
         positive_int("--max-steps", self.max_steps, allow_none=True)  # None: the env's limit
         non_negative("--temperature", self.temperature, allow_none=True)  # None: 0.7 online
         finite("--alpha", self.alpha)
@@ -168,6 +175,10 @@ HELP = {
     "exclude_task_ids": "online: a file with one training-task id per line; never draw these",
     "overwrite": "remove the output folder's contents (adapter, checkpoint, logs) and train from the start; "
     "without it a rerun resumes or skips, and a folder written with other settings is refused",
+    "probe_every": "every N PPO updates (and before the first), play --probe-tasks training tasks greedily "
+    "with the current policy and log their success to probe_log.jsonl: the learning curve (0: off; needs --env)",
+    "probe_tasks": "training tasks the probe plays (drawn with --probe-seed from --task-types / --task-ids)",
+    "probe_seed": "seed of the probe's task draw (the same for every PPO seed, so runs play the same games)",
     "kl_target": "adaptive KL target; 'none' keeps kl_coef fixed",
 }
 
@@ -388,9 +399,16 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     )
     # PPOConfig refuses --rollouts-per-iteration < 1, so every process gets at least one rollout.
     per_process = math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes)
+    probe = None
+    if cfg.probe_every and accelerator.is_main_process:
+        from eval_agent.online import TrainingProbe
+
+        probe = TrainingProbe(cfg, tokenizer, unwrapped, start_iteration=start)
     t0 = time.time()
     bar = tqdm(range(start, cfg.iterations), desc="ppo", unit="it", disable=not accelerator.is_main_process)
     for it in bar:
+        if probe is not None and probe.due(it):
+            accelerator.print(f"probe after {it} updates: {probe.run(it)}")
         samples, extra = source.next(per_process, it)
         stats = ppo_iteration(
             policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ctl, tokenizer.pad_token_id, it
@@ -409,6 +427,8 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
                 (tmp / "state.json").write_text(json.dumps({"iteration": it + 1, "kl_coef": kl_ctl.value}))
                 publish_dir(tmp, ckpt)
         accelerator.wait_for_everyone()
+    if probe is not None and probe.due(cfg.iterations):
+        accelerator.print(f"probe after {cfg.iterations} updates: {probe.run(cfg.iterations)}")
     if accelerator.is_main_process:
         tmp = out / "adapter.partial"
         unwrapped.save(tmp)
@@ -427,6 +447,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
                 "seconds_this_run": round(time.time() - t0, 1),
                 "first": log[0] if log else None,
                 "last": log[-1] if log else None,
+                "probe": probe.entries if probe is not None else None,
             },
         )
         accelerator.print(f"saved {out / 'adapter'}")

@@ -207,3 +207,31 @@ def test_online_ppo_samples_fresh_rollouts_and_rewards_them(tmp_path):
     assert len(recs) == 4 and {r.meta["iteration"] for r in recs} == {0, 1}
     assert all(r.split == "train" and r.task_type == "pick" and 1 <= r.n_steps <= 2 for r in recs)
     assert (out / "adapter" / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("alfworld_ready")
+def test_probe_plays_the_same_training_games_before_and_after_updates(tmp_path):
+    """The learning-curve probe: a fixed set of training games played greedily every N updates. With a
+    learning rate of 0 the weights never change, so every probe must replay each game exactly."""
+    from eval_agent.schema import read_records
+
+    data = tmp_path / "ppo.jsonl"
+    rec = ppo_record(MESSAGES, 1, [0.5, 1.0])
+    data.write_text("".join(json.dumps({**rec.__dict__, "rollout": k}) + "\n" for k in range(2)))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "ppo/train.py", "--mode", "offline", "--model", TINY, "--data", str(data), "--output-dir",
+           str(out), "--iterations", "2", "--rollouts-per-iteration", "1", "--lr", "0", "--probe-every", "1",
+           "--probe-tasks", "2", "--env", "alfworld", "--task-types", "pick", "--max-steps", "2",
+           "--max-new-tokens", "8", "--gen-batch-size", "2"]  # fmt: skip
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = [json.loads(ln) for ln in (out / "probe_log.jsonl").read_text().splitlines()]
+    assert [e["updates"] for e in log] == [0, 1, 2] and all(e["n"] == 2 for e in log)
+    recs = read_records(out / "probe_rollouts.jsonl")
+    assert len(recs) == 6 and all(r.split == "train" and r.task_type == "pick" for r in recs)
+    by_task = {}
+    for r in recs:
+        by_task.setdefault(r.task_id, []).append([s.reply for s in r.steps])
+    assert len(by_task) == 2 and all(len(v) == 3 and v[0] == v[1] == v[2] for v in by_task.values())
+    assert json.loads((out / "summary.json").read_text())["probe"] == log

@@ -53,3 +53,26 @@ def test_trajectory_page_without_values_has_no_colour(tmp_path, screenshot):
     img = screenshot(page, tmp_path / "plain.png", 1000, 1400)
     assert _share(img, (40, 160, 60)) < 0.001 and _share(img, (210, 50, 50)) < 0.001
     assert (img[..., :3] < 0.5).any()  # but there is text on the page
+
+
+def test_trajectory_page_shows_the_task_and_each_raw_reply_beside_its_action():
+    import html
+
+    from eval.report import trajectory_page
+    from eval_agent.schema import StepRecord
+
+    rec = _expert_record()
+    rec.steps[0] = StepRecord("Thought: I should look around.", None, "Invalid format.", False, 0.0)
+    rec.messages = [{"role": "user", "content": "Your task is to: put a <mug> on the desk."}]
+    for s in rec.steps:
+        rec.messages += [
+            {"role": "assistant", "content": s.reply},
+            {"role": "user", "content": s.observation},
+        ]
+    rec.prefix_len = 1
+    page = trajectory_page("episode", [rec])
+    assert "<summary>task</summary>" in page
+    assert html.escape(rec.messages[rec.prefix_len - 1]["content"]) in page
+    # A reply without a parsable action is shown as written, next to "(no action)".
+    assert "<td><pre>Thought: I should look around.</pre></td><td><pre>(no action)</pre></td>" in page
+    assert all(html.escape(s.reply) in page for s in rec.steps)

@@ -57,3 +57,5 @@ fi
 : "${PPO_KL:=0.3}"
 : "${PPO_KL_TARGET:=6}"
 : "${PPO_GAE_LEVEL:=token}"
+: "${PPO_PROBE_EVERY:=20}"     # the learning curve: 32 training games played greedily every 20 updates
+: "${PPO_PROBE_TASKS:=32}"
