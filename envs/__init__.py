@@ -2,63 +2,69 @@
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
+
 from envs.base import Env, EnvError, StepResult, Task
 
-ENV_NAMES = ("alfworld", "virtualhome", "webshop")
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One environment: the package that holds its ``load_tasks(split, limit)``, ``expert_trajectory(task)``
+    and its ``Env`` class, and how its reward is scored. The agent side finds the environment's prompt and
+    expert thoughts by the same name (``spa_rl.agent.prompts.<name>``, ``spa_rl.agent.experts.<name>``)."""
+
+    name: str
+    package: str
+    env_class: str
+    graded: bool  # True: the final reward is a score in [0, 1] (WebShop); False: success 0/1
+
+    def module(self):
+        return importlib.import_module(self.package)
+
+
+# The registry: adding an environment is one line here plus its own package.
+ENVS = {
+    s.name: s
+    for s in (
+        EnvSpec("alfworld", "envs.alfworld", "AlfWorldEnv", graded=False),
+        EnvSpec("virtualhome", "envs.virtualhome", "VirtualHomeEnv", graded=False),
+        EnvSpec("webshop", "envs.webshop", "WebShopEnv", graded=True),
+    )
+}
+ENV_NAMES = tuple(ENVS)
+
+
+def env_spec(env: str) -> EnvSpec:
+    if env not in ENVS:
+        raise EnvError(f"unknown environment {env!r}; known: {', '.join(ENV_NAMES)}")
+    return ENVS[env]
 
 
 def load_tasks(env: str, split: str, limit: int | None = None) -> list[Task]:
     """Tasks of ``split`` for environment ``env``, in the split's canonical order."""
-    if env == "alfworld":
-        from envs.alfworld import load_tasks as _load
-
-        return _load(split, limit=limit)
-    if env == "virtualhome":
-        from envs.virtualhome import load_tasks as _load_vh
-
-        return _load_vh(split, limit=limit)
-    if env == "webshop":
-        from envs.webshop import load_tasks as _load_ws
-
-        return _load_ws(split, limit=limit)
-    raise EnvError(f"unknown environment {env!r}; known: {', '.join(ENV_NAMES)}")
+    return env_spec(env).module().load_tasks(split, limit=limit)
 
 
 def expert_trajectory(task: Task) -> tuple[str, list[tuple[str, str]]]:
     """The expert's episode for ``task``: its first observation and (action, observation) pairs."""
-    if task.env == "alfworld":
-        from envs.alfworld import expert_trajectory as _expert
-
-        return _expert(task)
-    if task.env == "virtualhome":
-        from envs.virtualhome import expert_trajectory as _expert_vh
-
-        return _expert_vh(task)
-    if task.env == "webshop":
-        from envs.webshop import expert_trajectory as _expert_ws
-
-        return _expert_ws(task)
-    raise EnvError(f"no expert trajectories for environment {task.env!r}")
+    return env_spec(task.env).module().expert_trajectory(task)
 
 
 def make_env(env: str, **kwargs) -> Env:
     """A fresh environment instance (one per concurrently running episode)."""
-    if env == "alfworld":
-        from envs.alfworld import AlfWorldEnv
+    spec = env_spec(env)
+    return getattr(spec.module(), spec.env_class)(**kwargs)
 
-        return AlfWorldEnv(**kwargs)
-    if env == "virtualhome":
-        from envs.virtualhome import VirtualHomeEnv
 
-        return VirtualHomeEnv(**kwargs)
-    if env == "webshop":
-        from envs.webshop import WebShopEnv
-
-        return WebShopEnv(**kwargs)
-    raise EnvError(f"unknown environment {env!r}; known: {', '.join(ENV_NAMES)}")
-
+from envs.selection import read_task_ids, select_tasks  # noqa: E402  (selection uses load_tasks)
 
 __all__ = [
+    "ENVS",
+    "EnvSpec",
+    "env_spec",
+    "read_task_ids",
+    "select_tasks",
     "ENV_NAMES",
     "Env",
     "EnvError",

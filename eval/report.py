@@ -19,8 +19,9 @@ import html
 import json
 from pathlib import Path
 
-from eval_agent.schema import read_records, write_text_atomic
-from eval_agent.step_rewards import REPORT_LABELS
+from envs import ENVS
+from spa_rl.agent.schema import read_records, write_text_atomic
+from spa_rl.rewards import REPORT_LABELS
 
 ROW_NAMES = REPORT_LABELS
 ORDER = list(ROW_NAMES)
@@ -49,7 +50,8 @@ def main_table(results: dict[str, dict[str, dict]]) -> str:
     splits = sorted({sp for r in results.values() for sp in r}, key=lambda s: (SPLIT_ORDER + [s]).index(s))
     # WebShop's paper metric is the mean score (x100); where rewards are 0/1 it equals success.
     graded = any(
-        s.get("env") == "webshop" or s["metrics"]["avg_reward"] != s["metrics"]["success_rate"]
+        (s.get("env") in ENVS and ENVS[s["env"]].graded)
+        or s["metrics"]["avg_reward"] != s["metrics"]["success_rate"]
         for r in results.values()
         for s in r.values()
     )
@@ -271,8 +273,8 @@ def main() -> None:
     if curves(run, out):
         md += ["## PPO training curves", "", "![curves](curves.png)", ""]
 
-    from eval_agent.progress_data import read_step_values
-    from eval_agent.step_rewards import read_ppo_data
+    from spa_rl.estimator.data import read_step_values
+    from spa_rl.rewards import read_ppo_data
 
     pages = []
     expl = run / "exploration" / "episodes.jsonl"

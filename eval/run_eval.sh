@@ -6,7 +6,7 @@
 # those not listed in HELDOUT_EXCLUDE (default: the SFT model's task_ids.txt, the games it was trained on):
 # games no stage has touched when exploration and online PPO draw from the SFT games (EXPLORE_TASK_IDS).
 set -euo pipefail
-ENV_NAME="${1:?usage: run_eval.sh ENV [eval_agent.evaluate flags]}"; shift
+ENV_NAME="${1:?usage: run_eval.sh ENV [spa_rl.agent.evaluate flags]}"; shift
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 load_config "$ENV_NAME"
 : "${EVAL_DIR:=$RUN_DIR/eval}"
@@ -27,5 +27,5 @@ for split in $EVAL_SPLITS; do
   [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")
   [[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
   echo "[eval] $ENV_NAME/$split: $MODEL (profile $PROFILE)"
-  "$PY" -m eval_agent.evaluate "${args[@]}" "$@"
+  "$PY" -m spa_rl.agent.evaluate "${args[@]}" "$@"
 done

@@ -18,9 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval_agent.schema import command_line, read_records, write_json_atomic, write_text_atomic
-from eval_agent.stats import mcnemar_exact, paired_bootstrap, wilson
-from eval_agent.step_rewards import REPORT_LABELS
+from spa_rl.agent.schema import command_line, read_records, write_json_atomic, write_text_atomic
+from spa_rl.rewards import REPORT_LABELS
+from spa_rl.stats import mcnemar_exact, paired_bootstrap, wilson
 
 TAG = re.compile(r"ppo_(?P<mode>offline|online)(?P<level>-turn)?_(?P<variant>.+?)(?:_seed(?P<seed>\d+))?")
 SPLITS = ["unseen", "seen", "heldout", "test", "train"]
@@ -78,7 +78,7 @@ def collect(run: Path) -> dict[Model, dict[str, dict[str, dict]]]:
 
 def _reported(summary: Path, games: dict) -> dict:
     cfg = json.loads(summary.read_text())["config"]
-    from eval_agent.evaluate import select_tasks
+    from envs import select_tasks
 
     ids = {t.task_id for t in select_tasks(cfg["env"], cfg["split"], cfg["num_tasks"], cfg["task_sample"],
                                            cfg["task_seed"], cfg["task_types"], cfg.get("task_ids"),

@@ -1,2 +1,2 @@
-"""The agent library every stage imports: prompts, the ReAct format, chat rendering, policy backends,
-the batched rollout runner, the trajectory schema, metrics and the evaluation entry point."""
+"""Former name of the library, now ``spa_rl``: kept so that the commands recorded in results files
+(``python -m eval_agent.evaluate``, ``python -m eval_agent.serve``) still run."""

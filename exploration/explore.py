@@ -11,7 +11,7 @@ the split is ordered by task type. Every evaluation flag works (see --help).
 import sys
 from pathlib import Path
 
-from eval_agent.evaluate import evaluate, parse_args
+from spa_rl.agent.evaluate import evaluate, parse_args
 
 
 def main() -> None:

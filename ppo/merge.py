@@ -15,17 +15,17 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from eval_agent.backends.hf import load_tokenizer
-from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
-from eval_agent.model_path import resolve_model_path
-from eval_agent.prompts import (
+from spa_rl.agent.prompts import (
     MODEL_INFO_FILE,
     check_icl_examples,
     read_model_info,
     recorded_icl,
     write_model_info,
 )
-from eval_agent.training import publish_dir
+from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
+from spa_rl.models.loading import load_tokenizer
+from spa_rl.models.paths import resolve_model_path
+from spa_rl.training import publish_dir
 
 
 def merged_info(model: str, adapter: str) -> dict | None:

@@ -35,13 +35,15 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
-from eval_agent.backends.hf import load_tokenizer
-from eval_agent.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
-from eval_agent.model_path import resolve_model_path
-from eval_agent.policy_value import PolicyWithValue
-from eval_agent.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
-from eval_agent.prompts import check_model_icl, check_records_icl, validate_icl_examples, write_model_info
-from eval_agent.rl import (
+from spa_rl.agent.prompts import check_model_icl, check_records_icl, validate_icl_examples, write_model_info
+from spa_rl.agent.schema import command_line, write_json_atomic
+from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from spa_rl.models.loading import load_tokenizer
+from spa_rl.models.paths import resolve_model_path
+from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
+from spa_rl.rewards import get_variant, read_ppo_data
+from spa_rl.rl.policy_value import PolicyWithValue
+from spa_rl.rl.ppo import (
     GAE_LEVELS,
     STEP_WEIGHTINGS,
     KLController,
@@ -57,11 +59,9 @@ from eval_agent.rl import (
     value_loss,
     whiten,
 )
-from eval_agent.sampler import PassSampler
-from eval_agent.schema import command_line, write_json_atomic
-from eval_agent.step_rewards import read_ppo_data
-from eval_agent.training import json_safe, publish_dir, recover_published, write_log_history
-from eval_agent.validate import (
+from spa_rl.rl.sampler import PassSampler
+from spa_rl.training import json_safe, publish_dir, recover_published, write_log_history
+from spa_rl.validate import (
     choice,
     exit_on_error,
     finite,
@@ -221,7 +221,7 @@ def resolve_step_weighting(requested: str, variant: str) -> str:
     """``auto``: the public code's (T - t - 1) weighting goes with its variant, none with the others."""
     if requested != "auto":
         return requested
-    return "public-code" if variant == "public-code" else "none"
+    return get_variant(variant).step_weighting if variant is not None else "none"
 
 
 class OfflineSource:
@@ -388,7 +388,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     if cfg.mode == "offline":
         source = OfflineSource(cfg, tokenizer, accelerator.process_index, accelerator.num_processes)
     else:
-        from eval_agent.online import OnlineSource
+        from spa_rl.rl.online import OnlineSource
 
         source = OnlineSource(cfg, tokenizer, unwrapped, accelerator, start_iteration=start)
     cfg.step_weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
@@ -401,7 +401,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     per_process = math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes)
     probe = None
     if cfg.probe_every and accelerator.is_main_process:
-        from eval_agent.online import TrainingProbe
+        from spa_rl.rl.online import TrainingProbe
 
         probe = TrainingProbe(cfg, tokenizer, unwrapped, start_iteration=start)
     t0 = time.time()

@@ -18,11 +18,11 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
-from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
-from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
-from eval_agent.step_rewards import final_reward
-from eval_agent.validate import exit_on_error, in_range
+from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
+from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
+from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
+from spa_rl.rewards import final_reward
+from spa_rl.validate import exit_on_error, in_range
 
 
 def split_by_task(task_ids: list[str], val_fraction: float, seed: int) -> set[str]:

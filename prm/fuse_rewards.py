@@ -1,5 +1,5 @@
 """Reward fusion (the paper's ``rl_data_org``): per-step rewards r_t = alpha * c_t + beta * g_t for every
-exploration rollout, with c_t from the chosen step-value variant (see eval_agent/step_rewards.py) and
+exploration rollout, with c_t from the chosen step-value variant (see spa_rl/rewards.py) and
 g_t from the environment's recorded ``grounded`` flag. Writes the PPO data file. Rollouts played with the
 other in-context-example setting than ``--icl-examples`` are refused; each PPO record's ``meta`` keeps it.
 
@@ -16,20 +16,21 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
-from eval_agent.progress_data import read_step_values
-from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
-from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
-from eval_agent.step_rewards import (
+from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
+from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
+from spa_rl.estimator.data import read_step_values
+from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
+from spa_rl.rewards import (
     DEFAULT_BETA,
     NEEDS_ESTIMATOR,
     PUBLIC_CODE_MAX_STEPS,
     VARIANTS,
     final_reward,
     fuse,
+    get_variant,
     step_values,
 )
-from eval_agent.validate import exit_on_error, finite, positive_int
+from spa_rl.validate import exit_on_error, finite, positive_int
 
 
 def main() -> None:
@@ -74,7 +75,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     validate_icl_examples(args.icl_examples, "--icl-examples")
 
-    beta = args.beta if args.beta is not None else DEFAULT_BETA.get(args.variant, 0.5)
+    beta = args.beta if args.beta is not None else DEFAULT_BETA[args.variant]
     records = read_records(args.rollouts)
     check_records_icl(records, args.icl_examples, args.rollouts)  # rollouts of the other prompt: refused
     est = read_step_values(args.step_values) if args.variant in NEEDS_ESTIMATOR else {}
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
     mc = read_step_values(args.mc_values) if args.variant == "mc" else {}
     if args.variant == "mc" and not args.mc_values:
         raise SystemExit("--variant mc needs --mc-values")
-    max_steps = args.max_steps or (PUBLIC_CODE_MAX_STEPS if args.variant == "public-code" else None)
+    max_steps = args.max_steps or get_variant(args.variant).max_steps
 
     by_task = defaultdict(list)
     for r in records:

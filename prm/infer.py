@@ -18,11 +18,11 @@ import json
 import time
 from pathlib import Path
 
-from eval_agent.backends.hf import load_tokenizer, pick_device
-from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
-from eval_agent.progress import ProgressEstimator, estimate_step_values
-from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
-from eval_agent.step_rewards import final_reward
+from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
+from spa_rl.estimator.model import ProgressEstimator, estimate_step_values
+from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
+from spa_rl.models.loading import load_tokenizer, pick_device
+from spa_rl.rewards import final_reward
 
 
 def fold_assignment(estimator: str | Path) -> dict | None:

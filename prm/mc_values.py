@@ -19,13 +19,18 @@ from collections import defaultdict
 from pathlib import Path
 
 from envs import load_tasks
-from eval_agent.backends import GenerationConfig, make_policy
-from eval_agent.fingerprint import claim_file, make_fingerprint, mark_file
-from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, check_model_icl, check_records_icl, validate_icl_examples
-from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
-from eval_agent.schema import read_records, write_json_atomic, write_jsonl_atomic
-from eval_agent.step_rewards import final_reward
-from eval_agent.validate import exit_on_error, non_negative, positive_int
+from spa_rl.agent.backends import GenerationConfig, make_policy
+from spa_rl.agent.prompts import (
+    DEFAULT_ICL_EXAMPLES,
+    check_model_icl,
+    check_records_icl,
+    validate_icl_examples,
+)
+from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
+from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
+from spa_rl.rewards import final_reward
+from spa_rl.validate import exit_on_error, non_negative, positive_int
 
 
 def main() -> None:

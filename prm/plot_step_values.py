@@ -15,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from eval_agent.progress_data import read_step_values  # noqa: E402
-from eval_agent.schema import read_records  # noqa: E402
+from spa_rl.agent.schema import read_records  # noqa: E402
+from spa_rl.estimator.data import read_step_values  # noqa: E402
 
 
 def main() -> None:

@@ -33,21 +33,21 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from eval_agent.backends.hf import load_tokenizer
-from eval_agent.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
-from eval_agent.model_path import resolve_model_path
-from eval_agent.precision import configure_training_precision, dtype_name
-from eval_agent.progress import BACKBONES, HEADS, EstimatorConfig, ProgressEstimator
-from eval_agent.progress_data import StepCollator, encode_rollout
-from eval_agent.schema import command_line, read_records, write_json_atomic
-from eval_agent.training import (
+from spa_rl.agent.schema import command_line, read_records, write_json_atomic
+from spa_rl.estimator.data import StepCollator, encode_rollout
+from spa_rl.estimator.model import BACKBONES, HEADS, EstimatorConfig, ProgressEstimator
+from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from spa_rl.models.loading import load_tokenizer
+from spa_rl.models.paths import resolve_model_path
+from spa_rl.models.precision import configure_training_precision, dtype_name
+from spa_rl.training import (
     TRAINING_SETTINGS,
     ListDataset,
     last_checkpoint,
     publish_dir,
     write_log_history,
 )
-from eval_agent.validate import choice, exit_on_error, positive_int
+from spa_rl.validate import choice, exit_on_error, positive_int
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs import load_tasks, make_env  # noqa: E402
 from envs.alfworld.env import TRANSLATIONS  # noqa: E402
-from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
 
 
 def one_pass(tasks, memoised: bool) -> tuple[float, list[str]]:

@@ -10,7 +10,7 @@ BATCHxCACHED_TOKENS: a cache of random keys/values (half the rows left-padded by
 --prompt-tokens new tokens and --new-tokens greedy tokens, through
 
 - ``generate``: transformers' ``model.generate`` on the backend's preallocated cache (the old path), and
-- ``fast``: ``eval_agent.backends.kv_cache.FastDecoder`` (the backend's default now),
+- ``fast``: ``spa_rl.agent.backends.kv_cache.FastDecoder`` (the backend's default now),
 
 alternating, --repeats times each. Printed per dtype and shape: ms per decode step (median over the steps of
 a call, best call), the bound, the ratio to it, and whether both paths produced the same greedy tokens (for
@@ -30,8 +30,8 @@ import torch
 from transformers import AutoModelForCausalLM, StoppingCriteria, StoppingCriteriaList
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eval_agent.backends.kv_cache import FastDecoder, attention_kernel, preallocated_cache  # noqa: E402
-from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.agent.backends.kv_cache import FastDecoder, attention_kernel, preallocated_cache  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
 
 
 def read_bandwidth(gib: float = 1.0, repeats: int = 7) -> float:

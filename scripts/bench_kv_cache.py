@@ -1,6 +1,6 @@
 """Decode-speed benchmark of the hf backend's per-turn cache: transformers' DynamicCache (appends each
 decoded token with torch.cat, copying the whole cache) against the preallocated buffers of
-eval_agent/backends/kv_cache.py, on one batched ``generate`` call that continues a filled cache.
+spa_rl/agent/backends/kv_cache.py, on one batched ``generate`` call that continues a filled cache.
 
     python scripts/bench_kv_cache.py --shapes 8x1500,30x3000 --new-tokens 60 --output results/x.json
 
@@ -21,8 +21,8 @@ import torch
 from transformers import AutoModelForCausalLM, DynamicCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eval_agent.backends.kv_cache import preallocated_cache  # noqa: E402
-from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.agent.backends.kv_cache import preallocated_cache  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
 
 
 def one_call(model, kind: str, batch: int, cached: int, new_tokens: int, seed: int) -> tuple[float, list]:

@@ -28,11 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs import load_tasks  # noqa: E402
-from eval_agent.backends import GenerationConfig  # noqa: E402
-from eval_agent.backends.hf import HFPolicy  # noqa: E402
-from eval_agent.backends.openai_api import OpenAIPolicy  # noqa: E402
-from eval_agent.runner import RolloutConfig, run_rollouts  # noqa: E402
-from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.agent.backends import GenerationConfig  # noqa: E402
+from spa_rl.agent.backends.hf import HFPolicy  # noqa: E402
+from spa_rl.agent.backends.openai_api import OpenAIPolicy  # noqa: E402
+from spa_rl.agent.runner import RolloutConfig, run_rollouts  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
 
 
 def run_path(name, policy, tasks, batch_size, args) -> dict:

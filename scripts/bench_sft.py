@@ -20,11 +20,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eval_agent.backends.hf import load_tokenizer  # noqa: E402
-from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
-from eval_agent.sharegpt import read_sharegpt  # noqa: E402
-from eval_agent.training import CausalLMCollator, labelled_positions_loss  # noqa: E402
 from sft.train import ExpertDataset  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.agent.sharegpt import read_sharegpt  # noqa: E402
+from spa_rl.models.loading import load_tokenizer  # noqa: E402
+from spa_rl.training import CausalLMCollator, labelled_positions_loss  # noqa: E402
 
 
 def full_loss(model, batch):

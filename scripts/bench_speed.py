@@ -30,16 +30,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs import load_tasks  # noqa: E402
-from eval_agent.backends import GenerationConfig  # noqa: E402
-from eval_agent.backends.hf import HFPolicy, load_tokenizer  # noqa: E402
-from eval_agent.chat import render_chat  # noqa: E402
-from eval_agent.experts import expert_messages  # noqa: E402
-from eval_agent.policy_value import PolicyWithValue  # noqa: E402
-from eval_agent.precision import autocast, cpu_has_bf16  # noqa: E402
-from eval_agent.rl import KLController, to_sample  # noqa: E402
-from eval_agent.runner import RolloutConfig, run_rollouts  # noqa: E402
-from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
-from eval_agent.training import IGNORE_INDEX, labelled_positions_loss  # noqa: E402
+from spa_rl.agent.backends import GenerationConfig  # noqa: E402
+from spa_rl.agent.backends.hf import HFPolicy, load_tokenizer  # noqa: E402
+from spa_rl.agent.chat import render_chat  # noqa: E402
+from spa_rl.agent.experts import expert_messages  # noqa: E402
+from spa_rl.agent.runner import RolloutConfig, run_rollouts  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.models.precision import autocast, cpu_has_bf16  # noqa: E402
+from spa_rl.rl.policy_value import PolicyWithValue  # noqa: E402
+from spa_rl.rl.ppo import KLController, to_sample  # noqa: E402
+from spa_rl.training import IGNORE_INDEX, labelled_positions_loss  # noqa: E402
 
 SETTINGS = {"fp32": (torch.float32, 1), "bf16": (torch.bfloat16, 1), "bf16-icl0": (torch.bfloat16, 0)}
 
@@ -141,7 +141,7 @@ def bench_rollouts(model_path, tok, dtype, icl, episodes, steps, repeats) -> dic
     tasks = [t for t in load_tasks("alfworld", "unseen") if t.task_type == "pick"][:episodes]
     kw = {}
     if supports_icl0():
-        from eval_agent.prompts import get_prompt
+        from spa_rl.agent.prompts import get_prompt
 
         if "icl_examples" in inspect.signature(get_prompt).parameters:
             kw["prompt"] = get_prompt("alfworld", icl_examples=icl)

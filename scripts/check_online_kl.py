@@ -21,10 +21,10 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eval_agent.backends.hf import load_tokenizer  # noqa: E402
-from eval_agent.online import OnlineSource  # noqa: E402
-from eval_agent.policy_value import PolicyWithValue  # noqa: E402
-from eval_agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.models.loading import load_tokenizer  # noqa: E402
+from spa_rl.rl.online import OnlineSource  # noqa: E402
+from spa_rl.rl.policy_value import PolicyWithValue  # noqa: E402
 
 
 def mean_se(xs: list[float]) -> tuple[float, float]:

@@ -5,7 +5,7 @@
 
 Each record is the conversation the agent sees at evaluation (instruction, in-context example, task),
 followed by the expert's turns as ``Thought: ...\\nAction: ...`` with thoughts written from the expert's
-plan (see ``eval_agent/experts``). ``context_turns`` marks where the expert's turns begin.
+plan (see ``spa_rl/agent/experts``). ``context_turns`` marks where the expert's turns begin.
 ``--icl-examples 0`` leaves the in-context example out (instruction + task, as SPA-RL's own data script
 does before the estimator); each record's ``icl_examples`` field says which prompt it holds, and the
 default output path differs (``data/sft/<env>_sft.json`` for 1, ``<env>_sft_icl0.json`` for 0).
@@ -30,11 +30,11 @@ from tqdm import tqdm
 
 from envs import load_tasks
 from envs.paths import data_dir, default_mirror
-from eval_agent.experts import expert_messages
-from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, validate_icl_examples
-from eval_agent.schema import write_json_atomic
-from eval_agent.sharegpt import from_messages, read_sharegpt, to_messages, write_sharegpt
-from eval_agent.validate import choice, exit_on_error, positive_int
+from spa_rl.agent.experts import expert_messages
+from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, validate_icl_examples
+from spa_rl.agent.schema import write_json_atomic
+from spa_rl.agent.sharegpt import from_messages, read_sharegpt, to_messages, write_sharegpt
+from spa_rl.validate import choice, exit_on_error, positive_int
 
 
 @dataclass
@@ -123,8 +123,8 @@ def stats(records: list[dict], tokenizer_path: str | None) -> dict:
         "turns_per_trajectory": {"mean": statistics.mean(turns), "max": max(turns)},
     }
     if tokenizer_path:
-        from eval_agent.backends.hf import load_tokenizer
-        from eval_agent.chat import render_chat
+        from spa_rl.agent.chat import render_chat
+        from spa_rl.models.loading import load_tokenizer
 
         tok = load_tokenizer(tokenizer_path)
         lengths, trained = [], []

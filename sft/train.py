@@ -5,7 +5,7 @@ assistant turns only.
         --output_dir runs/demo/alfworld/sft --num_train_epochs 3 --learning_rate 2e-5 ...
 
 Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed``, ...); ``--dtype`` picks the compute
-dtype (default: bf16 where the hardware has it, see eval_agent/precision.py). Launch with
+dtype (default: bf16 where the hardware has it, see spa_rl/models/precision.py). Launch with
 ``accelerate launch`` for several GPUs. Writes ``<output_dir>/model`` (safetensors + tokenizer),
 ``train_log.jsonl`` (the trainer's log history) and ``train_summary.json``; checkpoints go to
 ``<output_dir>/checkpoints`` and a rerun resumes from the newest one.
@@ -24,21 +24,21 @@ import torch
 from torch.utils.data import Dataset
 from transformers import AutoModelForCausalLM, HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from eval_agent.backends.hf import load_tokenizer
-from eval_agent.chat import render_chat
-from eval_agent.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
-from eval_agent.model_path import resolve_model_path
-from eval_agent.precision import configure_training_precision, dtype_name
-from eval_agent.prompts import (
+from spa_rl.agent.chat import render_chat
+from spa_rl.agent.prompts import (
     check_icl_examples,
     check_model_icl,
     recorded_icl,
     validate_icl_examples,
     write_model_info,
 )
-from eval_agent.schema import command_line, write_json_atomic
-from eval_agent.sharegpt import read_sharegpt, to_messages
-from eval_agent.training import (
+from spa_rl.agent.schema import command_line, write_json_atomic
+from spa_rl.agent.sharegpt import read_sharegpt, to_messages
+from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from spa_rl.models.loading import load_tokenizer
+from spa_rl.models.paths import resolve_model_path
+from spa_rl.models.precision import configure_training_precision, dtype_name
+from spa_rl.training import (
     IGNORE_INDEX,
     TRAINING_SETTINGS,
     CausalLMCollator,
@@ -47,7 +47,7 @@ from eval_agent.training import (
     publish_dir,
     write_log_history,
 )
-from eval_agent.validate import exit_on_error, positive_int
+from spa_rl.validate import exit_on_error, positive_int
 
 
 @dataclass

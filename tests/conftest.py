@@ -49,7 +49,7 @@ def virtualhome_ready():
 @pytest.fixture(scope="session")
 def smol_tokenizer():
     _require(SMOL, "SmolLM2 model folder")
-    from eval_agent.backends.hf import load_tokenizer
+    from spa_rl.models.loading import load_tokenizer
 
     return load_tokenizer(SMOL)
 
@@ -57,7 +57,7 @@ def smol_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_policy():
     _require(TINY, "tiny test model")
-    from eval_agent.backends.hf import HFPolicy
+    from spa_rl.agent.backends.hf import HFPolicy
 
     return HFPolicy(TINY, device="cpu", batch_size=4)
 
@@ -109,13 +109,13 @@ class ExpertReplay:
     name = "replay"
 
     def __init__(self, env: str, actions: dict[str, list[str]], icl_examples: int = 1):
-        from eval_agent.prompts import get_prompt
+        from spa_rl.agent.prompts import get_prompt
 
         self.actions = actions
         self.prefix = len(get_prompt(env).build("", icl_examples))  # messages before the agent's first reply
 
     def generate(self, conversations, cfg, keys=None):
-        from eval_agent.backends.base import Generation
+        from spa_rl.agent.backends.base import Generation
 
         out = []
         for msgs, (task_id, _) in zip(conversations, keys, strict=True):
@@ -132,7 +132,7 @@ class ExpertReplay:
 def replay_experts(env: str, tasks, actions: dict[str, list[str]], out, batch_size: int = 2, icl_examples=1):
     """Run ``tasks`` through the rollout runner with :class:`ExpertReplay`; every episode must win with
     reward 1 in exactly its expert's number of steps. Returns the episode records."""
-    from eval_agent.runner import RolloutConfig, run_rollouts
+    from spa_rl.agent.runner import RolloutConfig, run_rollouts
 
     recs, _ = run_rollouts(
         tasks,

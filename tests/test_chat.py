@@ -2,8 +2,8 @@ import copy
 
 import pytest
 
-from eval_agent.chat import ChatTemplateError, end_of_turn_ids, render_chat
-from eval_agent.prompts import get_prompt
+from spa_rl.agent.chat import ChatTemplateError, end_of_turn_ids, render_chat
+from spa_rl.agent.prompts import get_prompt
 
 # A Llama-3-style template (header tokens, <|eot_id|>, bos in the template), exercised with the
 # SmolLM2 tokenizer: the markers are plain text there, which is enough to check the span logic.

@@ -1,4 +1,4 @@
-"""eval_agent.evaluate on a real ALFWorld game with the tiny model: the summary, and what a
+"""spa_rl.agent.evaluate on a real ALFWorld game with the tiny model: the summary, and what a
 rerun in the same folder keeps."""
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import TINY
 
-from eval_agent.evaluate import evaluate, parse_args
+from spa_rl.agent.evaluate import evaluate, parse_args
 
 pytestmark = pytest.mark.usefixtures("alfworld_ready")
 

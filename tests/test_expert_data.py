@@ -8,12 +8,12 @@ import sys
 import pytest
 
 from envs import load_tasks, make_env
-from eval_agent.experts import expert_messages
-from eval_agent.experts.alfworld import thoughts
-from eval_agent.prompts import get_prompt
-from eval_agent.react import parse_reply
-from eval_agent.schema import RecordError
-from eval_agent.sharegpt import read_sharegpt, to_messages
+from spa_rl.agent.experts import expert_messages
+from spa_rl.agent.experts.alfworld import thoughts
+from spa_rl.agent.prompts import get_prompt
+from spa_rl.agent.react import parse_reply
+from spa_rl.agent.schema import RecordError
+from spa_rl.agent.sharegpt import read_sharegpt, to_messages
 
 pytestmark = pytest.mark.usefixtures("alfworld_ready")
 REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT

@@ -9,11 +9,11 @@ import subprocess
 import pytest
 
 from envs import load_tasks
-from eval_agent.backends import GenerationConfig
-from eval_agent.react import format_turn
-from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
-from eval_agent.schema import read_records
-from eval_agent.step_rewards import read_ppo_data
+from spa_rl.agent.backends import GenerationConfig
+from spa_rl.agent.react import format_turn
+from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+from spa_rl.agent.schema import read_records
+from spa_rl.rewards import read_ppo_data
 
 REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
 pytestmark = pytest.mark.usefixtures("alfworld_ready")

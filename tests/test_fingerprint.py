@@ -17,7 +17,7 @@ import pytest
 from conftest import TINY
 from test_ppo import MESSAGES, ppo_record
 
-from eval_agent.fingerprint import (
+from spa_rl.fingerprint import (
     OutputConflict,
     claim_file,
     claim_output,
@@ -25,8 +25,8 @@ from eval_agent.fingerprint import (
     make_fingerprint,
     mark_file,
 )
-from eval_agent.sampler import PassSampler
-from eval_agent.training import publish_dir, recover_published
+from spa_rl.rl.sampler import PassSampler
+from spa_rl.training import publish_dir, recover_published
 
 REPO = Path(__file__).resolve().parents[1]
 ENV1 = dict(os.environ, OMP_NUM_THREADS="1")
@@ -189,7 +189,7 @@ def test_ppo_resumed_after_a_kill_ends_where_the_uninterrupted_run_ends(tmp_path
 
 
 def _sharegpt(path: Path) -> Path:
-    from eval_agent.sharegpt import read_sharegpt
+    from spa_rl.agent.sharegpt import read_sharegpt
 
     records = read_sharegpt(REPO / "data" / "sft" / "alfworld_sft.json")[:2]
     path.write_text(json.dumps(records))
@@ -228,7 +228,7 @@ def test_sft_overwrite_and_retraining_after_deleting_the_model_really_train(tmp_
 
 @pytest.mark.usefixtures("alfworld_ready")
 def test_evaluation_into_another_models_folder_is_refused(tmp_path):
-    from eval_agent.evaluate import EvalConfig, evaluate
+    from spa_rl.agent.evaluate import EvalConfig, evaluate
 
     cfg = EvalConfig(env="alfworld", split="unseen", model=str(TINY), num_tasks=1, max_steps=1, max_new_tokens=4,
                      batch_size=1, output_dir=str(tmp_path / "eval"), no_progress=True)  # fmt: skip

@@ -11,13 +11,13 @@ import pytest
 from conftest import TINY, ExpertReplay, load_recipe
 
 from envs import expert_trajectory, load_tasks
-from eval_agent.evaluate import evaluate, parse_args
-from eval_agent.experts import expert_messages
-from eval_agent.prompts import IclMismatch, get_prompt, read_model_info, write_model_info
-from eval_agent.runner import RolloutConfig, run_rollouts
-from eval_agent.schema import read_records
-from eval_agent.sharegpt import read_sharegpt
-from eval_agent.step_rewards import read_ppo_data
+from spa_rl.agent.evaluate import evaluate, parse_args
+from spa_rl.agent.experts import expert_messages
+from spa_rl.agent.prompts import IclMismatch, get_prompt, read_model_info, write_model_info
+from spa_rl.agent.runner import RolloutConfig, run_rollouts
+from spa_rl.agent.schema import read_records
+from spa_rl.agent.sharegpt import read_sharegpt
+from spa_rl.rewards import read_ppo_data
 
 REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
 build_expert_data = load_recipe("sft/build_expert_data.py")
@@ -211,7 +211,7 @@ def test_ppo_refuses_a_model_of_the_other_setting_and_merge_keeps_the_record(tmp
     assert res.returncode != 0 and "icl_examples=0" in res.stderr and str(sft / "spa_rl.json") in res.stderr
 
     # merge.py copies the SFT model's record (with the adapter's PPO record) into the merged folder.
-    from eval_agent.policy_value import PolicyWithValue
+    from spa_rl.rl.policy_value import PolicyWithValue
 
     merge = load_recipe("ppo/merge.py")
     trained = tmp_path / "trained_adapter"

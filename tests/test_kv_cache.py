@@ -4,10 +4,10 @@ import pytest
 
 from envs import load_tasks
 from envs.paths import models_dir
-from eval_agent.backends import GenerationConfig
-from eval_agent.backends.hf import HFPolicy
-from eval_agent.backends.kv_cache import CachedTokens, KVStore, common_prefix
-from eval_agent.runner import RolloutConfig, run_rollouts
+from spa_rl.agent.backends import GenerationConfig
+from spa_rl.agent.backends.hf import HFPolicy
+from spa_rl.agent.backends.kv_cache import CachedTokens, KVStore, common_prefix
+from spa_rl.agent.runner import RolloutConfig, run_rollouts
 
 pytestmark = pytest.mark.usefixtures("alfworld_ready")
 SMOL = models_dir() / "smollm2-135m-instruct"
@@ -51,8 +51,8 @@ def test_smollm2_same_replies_with_and_without_cache(tmp_path):
 
 def test_shared_prefix_is_the_common_prompt(tmp_path, smol_tokenizer):
     _, _, policy = play(TINY, True, tmp_path, 2, 1, 4)
-    from eval_agent.chat import render_prompt
-    from eval_agent.prompts import get_prompt
+    from spa_rl.agent.chat import render_prompt
+    from spa_rl.agent.prompts import get_prompt
 
     prompts = [
         smol_tokenizer(
@@ -83,7 +83,7 @@ def test_preallocated_cache_matches_transformers_cache():
     import torch
     from transformers import AutoModelForCausalLM, DynamicCache
 
-    from eval_agent.backends.kv_cache import preallocated_cache
+    from spa_rl.agent.backends.kv_cache import preallocated_cache
 
     model = AutoModelForCausalLM.from_pretrained(TINY).eval()
     n_layers = model.config.num_hidden_layers
@@ -104,7 +104,7 @@ def test_preallocated_cache_matches_transformers_cache():
 def test_batched_caches_are_adopted_without_a_copy():
     import torch
 
-    from eval_agent.backends.kv_cache import preallocated_cache, stack_left_padded
+    from spa_rl.agent.backends.kv_cache import preallocated_cache, stack_left_padded
 
     rows = [
         CachedTokens([1, 2, 3], [(torch.full((2, 3, 4), 1.0), torch.full((2, 3, 4), 2.0))]),
@@ -181,7 +181,7 @@ def test_decode_attention_matches_sdpa(shape, dtype, use_kernel):
     expanded heads (sequence lengths not a multiple of 16; head size 24: the torch fallback)."""
     import torch
 
-    from eval_agent.backends.kv_cache import gqa_decode_attention
+    from spa_rl.agent.backends.kv_cache import gqa_decode_attention
 
     B, H, R, D, L = shape
     dt = getattr(torch, dtype)
@@ -207,7 +207,7 @@ def test_fast_decoder_matches_generate(use_kernel, capacity):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from eval_agent.backends.kv_cache import FastDecoder, preallocated_cache
+    from spa_rl.agent.backends.kv_cache import FastDecoder, preallocated_cache
 
     model = AutoModelForCausalLM.from_pretrained(TINY).eval()
     n_layers = model.config.num_hidden_layers
@@ -232,7 +232,7 @@ def test_fast_decoder_follows_weight_updates():
     import torch
     from transformers import AutoModelForCausalLM
 
-    from eval_agent.backends.kv_cache import FastDecoder, preallocated_cache
+    from spa_rl.agent.backends.kv_cache import FastDecoder, preallocated_cache
 
     model = AutoModelForCausalLM.from_pretrained(TINY).eval()
     n_layers = model.config.num_hidden_layers
@@ -259,7 +259,7 @@ def test_fast_decode_only_for_models_it_supports():
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from eval_agent.backends.kv_cache import FastDecoder
+    from spa_rl.agent.backends.kv_cache import FastDecoder
 
     model = AutoModelForCausalLM.from_pretrained(TINY)
     assert FastDecoder.unsupported(model) is None

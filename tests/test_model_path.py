@@ -12,10 +12,10 @@ import pytest
 from conftest import TINY, load_recipe
 
 from envs.paths import REPO_ROOT
-from eval_agent.backends import make_policy
-from eval_agent.backends.hf import HFPolicy, load_tokenizer
-from eval_agent.model_path import ModelPathError, resolve_model_path
-from eval_agent.progress import EstimatorConfig, ProgressEstimator
+from spa_rl.agent.backends import make_policy
+from spa_rl.agent.backends.hf import HFPolicy, load_tokenizer
+from spa_rl.estimator.model import EstimatorConfig, ProgressEstimator
+from spa_rl.models.paths import ModelPathError, resolve_model_path
 
 TYPOS = [
     "models/tiny-lama",
@@ -118,7 +118,7 @@ def test_serve_cli_typo_exits_without_network():
     """End to end: the command that took ~50 s of Hub retries before."""
     t0 = time.time()
     res = subprocess.run(
-        [sys.executable, "-m", "eval_agent.serve", "--model", "models/tiny-lama", "--port", "0"],
+        [sys.executable, "-m", "spa_rl.agent.serve", "--model", "models/tiny-lama", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,

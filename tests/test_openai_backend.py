@@ -12,10 +12,10 @@ import threading
 import pytest
 
 from envs import load_tasks
-from eval_agent.backends import GenerationConfig
-from eval_agent.backends.openai_api import OpenAIPolicy
-from eval_agent.runner import RolloutConfig, run_rollouts
-from eval_agent.serve import make_server
+from spa_rl.agent.backends import GenerationConfig
+from spa_rl.agent.backends.openai_api import OpenAIPolicy
+from spa_rl.agent.runner import RolloutConfig, run_rollouts
+from spa_rl.agent.serve import make_server
 
 
 @pytest.fixture()

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from eval_agent.policy_value import PolicyWithValue
-from eval_agent.rl import (
+from spa_rl.rewards import PPORecord
+from spa_rl.rl.policy_value import PolicyWithValue
+from spa_rl.rl.ppo import (
     KLController,
     collate,
     gae,
@@ -21,7 +22,6 @@ from eval_agent.rl import (
     to_sample,
     value_loss,
 )
-from eval_agent.step_rewards import PPORecord
 
 REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
 TINY = str(REPO / "models" / "tiny-llama")
@@ -187,8 +187,8 @@ def test_two_process_cpu_ppo_step(tmp_path, smol_tokenizer):
 @pytest.mark.slow
 @pytest.mark.usefixtures("alfworld_ready")
 def test_online_ppo_samples_fresh_rollouts_and_rewards_them(tmp_path):
-    from eval_agent.progress import EstimatorConfig, ProgressEstimator
-    from eval_agent.schema import read_records
+    from spa_rl.agent.schema import read_records
+    from spa_rl.estimator.model import EstimatorConfig, ProgressEstimator
 
     est = tmp_path / "estimator"
     ProgressEstimator.create(EstimatorConfig(TINY, head="mlp", backbone="frozen", mlp_hidden=16)).save(est)
@@ -214,7 +214,7 @@ def test_online_ppo_samples_fresh_rollouts_and_rewards_them(tmp_path):
 def test_probe_plays_the_same_training_games_before_and_after_updates(tmp_path):
     """The learning-curve probe: a fixed set of training games played greedily every N updates. With a
     learning rate of 0 the weights never change, so every probe must replay each game exactly."""
-    from eval_agent.schema import read_records
+    from spa_rl.agent.schema import read_records
 
     data = tmp_path / "ppo.jsonl"
     rec = ppo_record(MESSAGES, 1, [0.5, 1.0])

@@ -9,9 +9,9 @@ from conftest import SMOL, TINY, load_recipe
 from test_ppo import MESSAGES, ppo_record
 from test_rl_correctness import CPU
 
-from eval_agent.policy_value import PolicyWithValue
-from eval_agent.precision import configure_training_precision, cpu_has_bf16, resolve_dtype
-from eval_agent.rl import KLController, to_sample
+from spa_rl.models.precision import configure_training_precision, cpu_has_bf16, resolve_dtype
+from spa_rl.rl.policy_value import PolicyWithValue
+from spa_rl.rl.ppo import KLController, to_sample
 
 
 def test_dtype_choice():
@@ -54,7 +54,7 @@ def test_ppo_ratio_is_one_before_an_update_in_bf16(smol_tokenizer):
         policy, policy, opt, CPU, samples, cfg, KLController(0.0), smol_tokenizer.pad_token_id, 0
     )
     assert stats["approx_kl"] == 0.0 and stats["clipfrac"] == 0.0, stats
-    from eval_agent.rl import collate
+    from spa_rl.rl.ppo import collate
 
     lp, v = policy.eval()(**collate(samples[:1], smol_tokenizer.pad_token_id, "cpu"))
     assert lp.dtype == torch.float32 and v.dtype == torch.float32
@@ -71,10 +71,10 @@ def test_bf16_greedy_actions_agree_with_fp32_on_expert_prefixes():
     Measured on this project's CPU (avx512_bf16): 19 / 24 (79%). The untrained model is unsure of most of
     these actions (near-ties that bf16 rounding flips); the bound is there to catch a broken bf16 path."""
     from envs import load_tasks
-    from eval_agent.backends import GenerationConfig
-    from eval_agent.backends.hf import HFPolicy
-    from eval_agent.experts import expert_messages
-    from eval_agent.react import parse_reply
+    from spa_rl.agent.backends import GenerationConfig
+    from spa_rl.agent.backends.hf import HFPolicy
+    from spa_rl.agent.experts import expert_messages
+    from spa_rl.agent.react import parse_reply
 
     prefixes = []
     for task in load_tasks("alfworld", "train", limit=8):

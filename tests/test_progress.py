@@ -12,13 +12,13 @@ from conftest import load_recipe
 from test_chat import LLAMA3_TEMPLATE
 
 from envs import load_tasks
-from eval_agent.experts import expert_messages
-from eval_agent.progress import EstimatorConfig, ProgressEstimator
-from eval_agent.progress_data import StepCollator, encode_rollout, read_step_values
-from eval_agent.react import parse_reply
-from eval_agent.schema import RecordError, StepRecord, TrajectoryRecord
-from eval_agent.step_rewards import VARIANTS, fuse, read_ppo_data, step_values
-from eval_agent.training import ListDataset
+from spa_rl.agent.experts import expert_messages
+from spa_rl.agent.react import parse_reply
+from spa_rl.agent.schema import RecordError, StepRecord, TrajectoryRecord
+from spa_rl.estimator.data import StepCollator, encode_rollout, read_step_values
+from spa_rl.estimator.model import EstimatorConfig, ProgressEstimator
+from spa_rl.rewards import VARIANTS, fuse, read_ppo_data, step_values
+from spa_rl.training import ListDataset
 
 REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
 TINY = str(REPO / "models" / "tiny-llama")
@@ -302,7 +302,7 @@ def test_cross_fit_folds_never_train_on_the_tasks_they_score(cross_fit_run):
 
 
 def test_infer_cross_fit_scores_each_rollout_with_its_held_out_fold(cross_fit_run, smol_tokenizer):
-    from eval_agent.progress import estimate_step_values
+    from spa_rl.estimator.model import estimate_step_values
 
     run = cross_fit_run
     est = run.out / "estimator"

@@ -1,4 +1,4 @@
-from eval_agent.react import format_turn, parse_reply, truncate_reply
+from spa_rl.agent.react import format_turn, parse_reply, truncate_reply
 
 
 def test_plain_reply():

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from envs import load_tasks
-from eval_agent.backends import GenerationConfig
-from eval_agent.backends.openai_api import OpenAIPolicy
-from eval_agent.runner import RolloutConfig, run_rollouts
-from eval_agent.schema import (
+from spa_rl.agent.backends import GenerationConfig
+from spa_rl.agent.backends.openai_api import OpenAIPolicy
+from spa_rl.agent.runner import RolloutConfig, run_rollouts
+from spa_rl.agent.schema import (
     SURROGATES_FIELD,
     RecordError,
     RecordWriter,
@@ -24,7 +24,7 @@ from eval_agent.schema import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from eval_agent.step_rewards import PPORecord
+from spa_rl.rewards import PPORecord
 
 BAD = "look \ud800 around"  # a lone high surrogate, as json.loads gives it for "\ud800"
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from envs import expert_trajectory, load_tasks
-from eval_agent.schema import StepRecord, TrajectoryRecord
+from spa_rl.agent.schema import StepRecord, TrajectoryRecord
 
 pytestmark = pytest.mark.usefixtures("alfworld_ready")
 
@@ -59,7 +59,7 @@ def test_trajectory_page_shows_the_task_and_each_raw_reply_beside_its_action():
     import html
 
     from eval.report import trajectory_page
-    from eval_agent.schema import StepRecord
+    from spa_rl.agent.schema import StepRecord
 
     rec = _expert_record()
     rec.steps[0] = StepRecord("Thought: I should look around.", None, "Invalid format.", False, 0.0)

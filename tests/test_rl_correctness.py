@@ -11,8 +11,10 @@ import torch
 from conftest import TINY, load_recipe
 from test_ppo import MESSAGES, ppo_record
 
-from eval_agent.policy_value import PolicyWithValue
-from eval_agent.rl import (
+from spa_rl.agent.schema import RecordError, StepRecord, TrajectoryRecord
+from spa_rl.rewards import fuse, grounding, read_ppo_data
+from spa_rl.rl.policy_value import PolicyWithValue
+from spa_rl.rl.ppo import (
     KLController,
     advantages,
     collate,
@@ -23,8 +25,6 @@ from eval_agent.rl import (
     to_sample,
     turn_spans,
 )
-from eval_agent.schema import RecordError, StepRecord, TrajectoryRecord
-from eval_agent.step_rewards import fuse, grounding, read_ppo_data
 
 CPU = SimpleNamespace(
     device="cpu",
@@ -156,7 +156,7 @@ def test_logprobs_are_those_of_the_distribution_sampled_from():
     )
     act = list(range(len(prompt), len(prompt) + len(new)))
     for temp, same in ((0.7, True), (1.0, False)):
-        from eval_agent.rl import Sample
+        from spa_rl.rl.ppo import Sample
 
         s = Sample(out.sequences[0].tolist(), act, [len(act) - 1], [1.0], temp)
         lp, _ = policy(**collate([s], tok.eos_token_id, "cpu"))
@@ -233,7 +233,7 @@ def test_public_code_variant_brings_its_step_weighting_and_string_grounding():
     assert recipe.resolve_step_weighting("auto", "public-code") == "public-code"
     assert recipe.resolve_step_weighting("auto", "progress") == "none"
     assert recipe.resolve_step_weighting("none", "public-code") == "none"  # an explicit choice stands
-    from eval_agent.react import INVALID_FORMAT_OBSERVATION
+    from spa_rl.agent.react import INVALID_FORMAT_OBSERVATION
 
     # grounded action, "Nothing happens.", a reply without an action, a refused last action
     steps = [
@@ -256,10 +256,10 @@ def test_public_code_variant_brings_its_step_weighting_and_string_grounding():
 def test_online_rollouts_after_an_update_equal_a_fresh_generators(tmp_path, smol_tokenizer):
     """After an optimizer step, greedy online rollouts are token for token those of a generator built
     fresh on the updated weights (the shared prompt prefix is re-encoded, not reused)."""
-    from eval_agent.backends import GenerationConfig
-    from eval_agent.backends.hf import HFPolicy
-    from eval_agent.online import OnlineSource
-    from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+    from spa_rl.agent.backends import GenerationConfig
+    from spa_rl.agent.backends.hf import HFPolicy
+    from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+    from spa_rl.rl.online import OnlineSource
 
     recipe, cfg = ppo_cfg(mode="online", env="alfworld", variant="sparse", num_tasks=2, task_types="pick",
                           temperature=0.0, max_steps=2, max_new_tokens=12, gen_batch_size=2, lr=0.5,
@@ -289,6 +289,6 @@ def test_online_rollouts_after_an_update_equal_a_fresh_generators(tmp_path, smol
 
 
 def _records(path):
-    from eval_agent.schema import read_records
+    from spa_rl.agent.schema import read_records
 
     return read_records(path)

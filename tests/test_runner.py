@@ -6,10 +6,10 @@ import pytest
 from conftest import replay_experts
 
 from envs import load_tasks
-from eval_agent.backends import GenerationConfig
-from eval_agent.react import INVALID_FORMAT_OBSERVATION
-from eval_agent.runner import RolloutConfig, run_rollouts
-from eval_agent.schema import read_records
+from spa_rl.agent.backends import GenerationConfig
+from spa_rl.agent.react import INVALID_FORMAT_OBSERVATION
+from spa_rl.agent.runner import RolloutConfig, run_rollouts
+from spa_rl.agent.schema import read_records
 
 pytestmark = pytest.mark.usefixtures("alfworld_ready")
 GEN = GenerationConfig(max_new_tokens=8, temperature=0.0)

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from eval_agent.metrics import length_bucket, summarize
-from eval_agent.schema import RecordError, StepRecord, TrajectoryRecord, read_records
+from spa_rl.agent.metrics import length_bucket, summarize
+from spa_rl.agent.schema import RecordError, StepRecord, TrajectoryRecord, read_records
 
 
 def make_record(task_id="t1", rollout=0, steps=((True, 0.0), (False, 0.0), (True, 1.0)), task_type="pick"):

@@ -1,4 +1,4 @@
-"""eval_agent/serve.py against bad clients, over raw HTTP to the real server with the tiny model: every
+"""spa_rl/agent/serve.py against bad clients, over raw HTTP to the real server with the tiny model: every
 client error is a 4xx with a JSON body naming the field, oversized or unsized bodies are refused unread,
 a stalled connection is closed after --timeout, and 500 is kept for real server faults."""
 
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from eval_agent.backends import GenerationConfig
-from eval_agent.serve import DEFAULT_MAX_TOKENS, make_server
+from spa_rl.agent.backends import GenerationConfig
+from spa_rl.agent.serve import DEFAULT_MAX_TOKENS, make_server
 
 TIMEOUT = 1.0  # the server's per-connection timeout in these tests
 LIMIT = 4096  # the server's body limit in these tests

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 from conftest import load_recipe
 
-from eval_agent.chat import render_chat
-from eval_agent.sharegpt import from_messages, to_messages
-from eval_agent.training import IGNORE_INDEX, CausalLMCollator
+from spa_rl.agent.chat import render_chat
+from spa_rl.agent.sharegpt import from_messages, to_messages
+from spa_rl.training import IGNORE_INDEX, CausalLMCollator
 
 REPO = __import__("envs.paths", fromlist=["REPO_ROOT"]).REPO_ROOT
 ExpertDataset = load_recipe("sft/train.py").ExpertDataset
@@ -64,7 +64,7 @@ def test_loss_on_labelled_positions_equals_the_full_loss():
     from conftest import TINY
     from transformers import AutoModelForCausalLM
 
-    from eval_agent.training import labelled_positions_loss
+    from spa_rl.training import labelled_positions_loss
 
     batch = CausalLMCollator(pad_token_id=0)(
         [

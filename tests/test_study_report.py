@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from eval_agent.schema import RecordWriter, StepRecord, TrajectoryRecord
-from eval_agent.stats import mcnemar_exact, paired_bootstrap, wilson
+from spa_rl.agent.schema import RecordWriter, StepRecord, TrajectoryRecord
+from spa_rl.stats import mcnemar_exact, paired_bootstrap, wilson
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,13 +11,13 @@ import sys
 import pytest
 from conftest import load_recipe
 
-from eval_agent.evaluate import EvalConfig, parse_args, select_tasks
-from eval_agent.progress_data import read_step_values
-from eval_agent.schema import RecordError, StepRecord, TrajectoryRecord, read_records
-from eval_agent.sharegpt import read_sharegpt
-from eval_agent.step_rewards import fuse, read_ppo_data
-from eval_agent.training import json_safe, write_log_history
-from eval_agent.validate import choice, finite, in_range, non_negative, positive, positive_int
+from spa_rl.agent.evaluate import EvalConfig, parse_args, select_tasks
+from spa_rl.agent.schema import RecordError, StepRecord, TrajectoryRecord, read_records
+from spa_rl.agent.sharegpt import read_sharegpt
+from spa_rl.estimator.data import read_step_values
+from spa_rl.rewards import fuse, read_ppo_data
+from spa_rl.training import json_safe, write_log_history
+from spa_rl.validate import choice, finite, in_range, non_negative, positive, positive_int
 
 
 def refused(call) -> str:

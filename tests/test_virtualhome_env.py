@@ -7,9 +7,9 @@ from envs import EnvError, expert_trajectory, load_tasks, make_env
 from envs.virtualhome.actions import VERBS, format_command, parse_command
 from envs.virtualhome.env import INVALID_FEEDBACK, MAX_STEPS, task_file
 from envs.virtualhome.goals import Goal, satisfied
-from eval_agent.experts import expert_messages
-from eval_agent.prompts import get_prompt
-from eval_agent.react import parse_reply
+from spa_rl.agent.experts import expert_messages
+from spa_rl.agent.prompts import get_prompt
+from spa_rl.agent.react import parse_reply
 
 pytestmark = pytest.mark.usefixtures("virtualhome_ready")
 
@@ -166,7 +166,7 @@ def test_expert_trajectory_and_sft_messages():
 
 
 def test_prompt_example_is_the_environment_s_own_text():
-    from eval_agent.prompts.virtualhome import EXAMPLE_SPLIT, EXAMPLE_TASK, EXAMPLE_TASK_ID, EXAMPLE_TURNS
+    from spa_rl.agent.prompts.virtualhome import EXAMPLE_SPLIT, EXAMPLE_TASK, EXAMPLE_TASK_ID, EXAMPLE_TURNS
 
     env = make_env("virtualhome")
     assert env.reset(task(EXAMPLE_TASK_ID, EXAMPLE_SPLIT)) == EXAMPLE_TASK

@@ -256,10 +256,10 @@ def test_expert_refines_or_pages_when_needed(catalog):
 
 
 def test_expert_conversation_and_prompt_example():
-    from eval_agent.experts import expert_messages
-    from eval_agent.prompts import get_prompt
-    from eval_agent.prompts.webshop import EXAMPLE_GOAL_ID, EXAMPLE_TASK, EXAMPLE_TURNS
-    from eval_agent.react import parse_reply
+    from spa_rl.agent.experts import expert_messages
+    from spa_rl.agent.prompts import get_prompt
+    from spa_rl.agent.prompts.webshop import EXAMPLE_GOAL_ID, EXAMPLE_TASK, EXAMPLE_TURNS
+    from spa_rl.agent.react import parse_reply
 
     # The prompt's example is a train goal, and its observations are still the engine's.
     first, pairs = expert_trajectory(task("train", EXAMPLE_GOAL_ID))

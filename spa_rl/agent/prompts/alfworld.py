@@ -1,7 +1,7 @@
 """ALFWorld prompt. The example is a real training game (a cloth-cleaning task); the observations are
 the game's own text, the thoughts are written for this project."""
 
-from eval_agent.prompts import PromptSpec
+from spa_rl.agent.prompts import PromptSpec
 
 INSTRUCTION = """You are an agent doing a household task in a text-based house. Each turn you read what you observe, think briefly, and do exactly one action. Always answer in this form:
 Thought: <a short plan or reasoning>

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from eval_agent.schema import write_json_atomic
+from spa_rl.agent.schema import write_json_atomic
 
 FINGERPRINT = "fingerprint.json"
 LOCK = ".lock"

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from eval_agent.precision import autocast
+from spa_rl.models.precision import autocast
 
 
 class PolicyWithValue(nn.Module):
@@ -17,7 +17,7 @@ class PolicyWithValue(nn.Module):
         super().__init__()
         self.lm = lm  # a peft PeftModel
         self.v_head = nn.Linear(lm.config.hidden_size, 1)
-        # Forward passes run under autocast in this dtype (bf16: eval_agent/precision.py); the weights,
+        # Forward passes run under autocast in this dtype (bf16: spa_rl/models/precision.py); the weights,
         # the log-softmax and the value head stay fp32.
         self.compute_dtype = torch.float32
         nn.init.normal_(self.v_head.weight, std=1e-3)

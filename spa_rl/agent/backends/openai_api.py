@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from eval_agent.backends.base import Generation, GenerationConfig, Message
+from spa_rl.agent.backends.base import Generation, GenerationConfig, Message
 
 
 class OpenAIPolicy:

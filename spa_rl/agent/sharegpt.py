@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eval_agent.prompts import validate_icl_examples
-from eval_agent.schema import RecordError, write_json_atomic
+from spa_rl.agent.prompts import validate_icl_examples
+from spa_rl.agent.schema import RecordError, write_json_atomic
 
 ROLE_OF = {"human": "user", "gpt": "assistant", "system": "system"}
 FROM_OF = {v: k for k, v in ROLE_OF.items()}

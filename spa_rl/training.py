@@ -1,5 +1,5 @@
 """Pieces every training recipe shares: padding collation, the SFT loss at labelled positions, atomic
-model saving, and the training log. (Mixed precision by hardware: eval_agent/precision.py.)"""
+model saving, and the training log. (Mixed precision by hardware: spa_rl/models/precision.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from eval_agent.schema import write_jsonl_atomic
+from spa_rl.agent.schema import write_jsonl_atomic
 
 IGNORE_INDEX = -100  # label value the loss skips
 

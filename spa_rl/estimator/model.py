@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from eval_agent.model_path import resolve_model_path
-from eval_agent.precision import autocast, resolve_dtype
+from spa_rl.models.paths import resolve_model_path
+from spa_rl.models.precision import autocast, resolve_dtype
 
 HEADS = ("mlp", "vocab-linear")
 BACKBONES = ("frozen", "lora", "full")
@@ -168,7 +168,7 @@ def estimate_step_values(
 ) -> list[tuple[list[float], int]]:
     """c_t for every step of every record (in input order), and how many trailing steps were past
     ``max_length`` (they get 0)."""
-    from eval_agent.progress_data import StepCollator, encode_rollout
+    from spa_rl.estimator.data import StepCollator, encode_rollout
 
     model.eval()
     device = next(model.parameters()).device

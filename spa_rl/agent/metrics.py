@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from eval_agent.schema import TrajectoryRecord
+from spa_rl.agent.schema import TrajectoryRecord
 
 LENGTH_BUCKET = 5  # steps per trajectory-length bucket (1-5, 6-10, ...)
 

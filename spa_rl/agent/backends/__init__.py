@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from eval_agent.backends.base import Generation, GenerationConfig, Policy
+from spa_rl.agent.backends.base import Generation, GenerationConfig, Policy
 
 
 def make_policy(backend: str, model: str, **kwargs) -> Policy:
     """``hf``: ``model`` is a local model folder. ``openai``: ``model`` is the served model name and
     ``api_base`` the endpoint (e.g. http://127.0.0.1:8000/v1)."""
     if backend == "hf":
-        from eval_agent.model_path import resolve_model_path
+        from spa_rl.models.paths import resolve_model_path
 
         model = resolve_model_path(model)  # before importing torch: a typo'd folder fails at once
-        from eval_agent.backends.hf import HFPolicy
+        from spa_rl.agent.backends.hf import HFPolicy
 
         allowed = {
             k: v
@@ -21,7 +21,7 @@ def make_policy(backend: str, model: str, **kwargs) -> Policy:
         }
         return HFPolicy(model, **allowed)
     if backend == "openai":
-        from eval_agent.backends.openai_api import OpenAIPolicy
+        from spa_rl.agent.backends.openai_api import OpenAIPolicy
 
         if not kwargs.get("api_base"):
             raise ValueError("the openai backend needs --api-base (e.g. http://127.0.0.1:8000/v1)")

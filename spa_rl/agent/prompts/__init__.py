@@ -18,12 +18,13 @@ makes on its input.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval_agent.react import format_turn
+from spa_rl.agent.react import format_turn
 
 DEFAULT_ICL_EXAMPLES = 1  # the paper's prompt: instruction + one in-context example + task
 ICL_SETTINGS = (0, 1)
@@ -57,19 +58,10 @@ class PromptSpec:
 
 
 def get_prompt(env: str) -> PromptSpec:
-    if env == "alfworld":
-        from eval_agent.prompts.alfworld import PROMPT
+    """The environment's prompt: ``PROMPT`` in ``spa_rl.agent.prompts.<env>``."""
+    from envs import env_spec
 
-        return PROMPT
-    if env == "webshop":
-        from eval_agent.prompts.webshop import PROMPT as WEBSHOP_PROMPT
-
-        return WEBSHOP_PROMPT
-    if env == "virtualhome":
-        from eval_agent.prompts.virtualhome import PROMPT as VIRTUALHOME_PROMPT
-
-        return VIRTUALHOME_PROMPT
-    raise KeyError(f"no prompt for environment {env!r}")
+    return importlib.import_module(f"{__name__}.{env_spec(env).name}").PROMPT
 
 
 class IclMismatch(ValueError):

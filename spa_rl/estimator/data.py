@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
-from eval_agent.chat import render_chat
-from eval_agent.schema import RecordError, TrajectoryRecord, json_lines
-from eval_agent.step_rewards import final_reward
-from eval_agent.training import pad_right
+from spa_rl.agent.chat import render_chat
+from spa_rl.agent.schema import RecordError, TrajectoryRecord, json_lines
+from spa_rl.rewards import final_reward
+from spa_rl.training import pad_right
 
 
 def encode_rollout(tokenizer: Any, rec: TrajectoryRecord, max_length: int | None) -> dict[str, Any]:

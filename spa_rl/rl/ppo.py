@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from eval_agent.chat import render_chat
-from eval_agent.training import pad_right
+from spa_rl.agent.chat import render_chat
+from spa_rl.training import pad_right
 
 STEP_WEIGHTINGS = ("none", "public-code")
 GAE_LEVELS = ("token", "turn")
@@ -167,7 +167,7 @@ class Sample:
 
 
 def to_sample(tokenizer: Any, rec: Any, max_length: int) -> Sample | None:
-    """A PPO record (eval_agent.step_rewards.PPORecord) as token ids and action positions."""
+    """A PPO record (spa_rl.rewards.PPORecord) as token ids and action positions."""
     rc = render_chat(tokenizer, rec.messages, train_from=rec.prefix_len, max_length=max_length)
     act_pos = [p for p, m in enumerate(rc.assistant_mask) if m and p > 0]
     where = {p: j for j, p in enumerate(act_pos)}

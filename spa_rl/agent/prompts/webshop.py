@@ -2,7 +2,7 @@
 observations are the engine's own text; tests check they still are); the thoughts are written for
 this project."""
 
-from eval_agent.prompts import PromptSpec
+from spa_rl.agent.prompts import PromptSpec
 
 EXAMPLE_GOAL_ID = "B07NZ173GY-3"  # a train-split goal
 

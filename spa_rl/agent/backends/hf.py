@@ -8,10 +8,10 @@ from collections.abc import Hashable
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, DynamicCache
 
-from eval_agent.backends.base import Generation, GenerationConfig, Message
-from eval_agent.backends.kv_cache import (
+from spa_rl.agent.backends.base import Generation, GenerationConfig, Message
+from spa_rl.agent.backends.kv_cache import (
     MIN_SHARED_PREFIX,
     CachedTokens,
     FastDecoder,
@@ -21,15 +21,10 @@ from eval_agent.backends.kv_cache import (
     preallocated_cache,
     stack_left_padded,
 )
-from eval_agent.chat import end_of_turn_ids, render_prompt
-from eval_agent.model_path import resolve_model_path
-from eval_agent.precision import resolve_dtype
-
-
-def pick_device(device: str | None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from spa_rl.agent.chat import end_of_turn_ids, render_prompt
+from spa_rl.models.loading import load_tokenizer, pick_device  # noqa: F401  (re-exported)
+from spa_rl.models.paths import resolve_model_path
+from spa_rl.models.precision import resolve_dtype
 
 
 def left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,14 +37,6 @@ def left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
             ids[r, width - len(seq) :] = torch.tensor(seq)
             mask[r, width - len(seq) :] = 1
     return ids, mask
-
-
-def load_tokenizer(model_path: str | Path):
-    tok = AutoTokenizer.from_pretrained(resolve_model_path(model_path))  # a typo'd folder is no Hub id
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 class HFPolicy:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval_agent.backends import GenerationConfig
-from eval_agent.backends.hf import HFPolicy
-from eval_agent.evaluate import select_tasks
-from eval_agent.metrics import summarize
-from eval_agent.rl import to_sample
-from eval_agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
-from eval_agent.sampler import PassSampler
-from eval_agent.schema import read_records, write_jsonl_atomic
-from eval_agent.step_rewards import DEFAULT_BETA, NEEDS_ESTIMATOR, fuse, step_values
-
-ONLINE_VARIANTS = ("progress", "sparse", "mean", "random", "no-progress", "no-grounding")
+from envs import select_tasks
+from spa_rl.agent.backends import GenerationConfig
+from spa_rl.agent.backends.hf import HFPolicy
+from spa_rl.agent.metrics import summarize
+from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
+from spa_rl.agent.schema import read_records, write_jsonl_atomic
+from spa_rl.rewards import DEFAULT_BETA, NEEDS_ESTIMATOR, ONLINE_VARIANTS, fuse, step_values
+from spa_rl.rl.ppo import to_sample
+from spa_rl.rl.sampler import PassSampler
 
 
 class OnlineSource:
@@ -48,7 +46,7 @@ class OnlineSource:
         if cfg.variant in NEEDS_ESTIMATOR:
             if not cfg.estimator:
                 raise SystemExit(f"--variant {cfg.variant} needs --estimator")
-            from eval_agent.progress import ProgressEstimator
+            from spa_rl.estimator.model import ProgressEstimator
 
             self.estimator = ProgressEstimator.load(cfg.estimator).to(accelerator.device)
         self.gen = HFPolicy(
@@ -86,7 +84,7 @@ class OnlineSource:
             [], self.gen, self.out, rcfg, specs=specs, progress=False, meta=meta, icl_examples=icl
         )
         if self.estimator is not None:
-            from eval_agent.progress import estimate_step_values
+            from spa_rl.estimator.model import estimate_step_values
 
             est = [
                 c
@@ -101,7 +99,7 @@ class OnlineSource:
             if r.n_steps == 0:
                 continue
             c = step_values(cfg.variant, r, estimator_values=e, seed=cfg.seed + iteration)
-            beta = cfg.beta if cfg.beta is not None else DEFAULT_BETA.get(cfg.variant, 0.5)
+            beta = cfg.beta if cfg.beta is not None else DEFAULT_BETA[cfg.variant]
             s = to_sample(self.tokenizer, fuse(r, cfg.variant, c, cfg.alpha, beta), cfg.max_length)
             if s is not None:
                 samples.append(s)

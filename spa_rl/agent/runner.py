@@ -12,10 +12,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from envs import Env, Task, make_env
-from eval_agent.backends.base import GenerationConfig, Policy
-from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, PromptSpec, check_records_icl, get_prompt
-from eval_agent.react import INVALID_FORMAT_OBSERVATION, parse_reply, truncate_reply
-from eval_agent.schema import (
+from spa_rl.agent.backends.base import GenerationConfig, Policy
+from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, PromptSpec, check_records_icl, get_prompt
+from spa_rl.agent.react import INVALID_FORMAT_OBSERVATION, parse_reply, truncate_reply
+from spa_rl.agent.schema import (
     SURROGATES_FIELD,
     RecordWriter,
     StepRecord,

@@ -23,42 +23,146 @@ import json
 import math
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval_agent.prompts import recorded_icl
-from eval_agent.schema import REWARD_RANGE, RecordError, TrajectoryRecord, json_lines
+from envs import env_spec
+from spa_rl.agent.prompts import recorded_icl
+from spa_rl.agent.schema import REWARD_RANGE, RecordError, TrajectoryRecord, json_lines
 
-VARIANTS = ("progress", "sparse", "mean", "random", "mc", "no-progress", "no-grounding", "public-code")
-NEEDS_ESTIMATOR = ("progress", "no-grounding")
-DEFAULT_BETA = {"sparse": 0.0, "no-grounding": 0.0}  # all others: the paper's 0.5
 PUBLIC_CODE_MAX_STEPS = 35
 # Fused step rewards r_t = alpha c_t + beta g_t are of order 1 (c_t: shares or differences of rewards in
 # [0, 1], g_t: 0 or 1); one beyond this is a broken input (an estimator's overflow, a mistyped alpha) and
 # would reach PPO's value loss as Infinity, so it is refused where it is made and where it is read.
 STEP_REWARD_BOUND = 1e6
 
-# The report's row label of each variant (and of the SFT model), in table order.
-REPORT_LABELS = {
-    "sft": "SFT",
-    "sparse": "PPO (sparse reward)",
-    "progress": "SPA-RL",
-    "mean": "ablation: uniform split (mean)",
-    "random": "ablation: random split",
-    "mc": "ablation: Monte-Carlo step values",
-    "no-progress": "ablation: grounding only",
-    "no-grounding": "ablation: progress only",
-    "public-code": "public-code rewards",
-}
-
 
 def final_reward(rec: TrajectoryRecord) -> float:
     """The reward a rollout is scored by: success (0/1) for ALFWorld and VirtualHome, the score in
     [0, 1] for WebShop."""
-    if rec.env == "webshop":
+    if env_spec(rec.env).graded:
         return float(rec.reward)
     return 1.0 if rec.success else 0.0
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What a variant may read besides the rollout: the estimator's c_t, Monte-Carlo V(s_t), the mean final
+    reward of the task's other rollouts, a seed."""
+
+    estimator: list[float] | None = None
+    mc: list[float] | None = None
+    others_mean: float | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One step-value variant: how it computes c_t and everything the stages derive from it."""
+
+    name: str
+    label: str  # the report's row label
+    compute: Callable[[TrajectoryRecord, float, StepInputs], list[float]]  # (rollout, R, inputs) -> c_t
+    needs: str | None = None  # "estimator" | "mc" | "others_mean": the input it cannot do without
+    beta: float = 0.5  # default grounding weight (the paper's 0.5)
+    online: bool = True  # computable on fresh rollouts (no Monte-Carlo continuations, no sibling rollouts)
+    grounding: str = "recorded"  # g_t: the environment's flag | "nothing-happens": the public code's test
+    max_steps: int | None = None  # fuse_rewards drops rollouts of this many steps or more by default
+    step_weighting: str = "none"  # PPO's --step-weighting auto: "public-code" multiplies r_t by (T - t - 1)
+
+
+REGISTRY: dict[str, Variant] = {}  # in the report's row order
+
+
+def variant(
+    name: str,
+    label: str,
+    *,
+    needs: str | None = None,
+    beta: float = 0.5,
+    online: bool = True,
+    grounding: str = "recorded",
+    max_steps: int | None = None,
+    step_weighting: str = "none",
+):
+    """Register a step-value variant: ``@variant("mean", "ablation: ...")`` over ``f(rec, R, inputs)``."""
+
+    def register(fn: Callable[[TrajectoryRecord, float, StepInputs], list[float]]):
+        if name in REGISTRY:
+            raise ValueError(f"step-value variant {name!r} is registered twice")
+        REGISTRY[name] = Variant(name, label, fn, needs, beta, online, grounding, max_steps, step_weighting)
+        return fn
+
+    return register
+
+
+def _given(values: list[float] | None, rec: TrajectoryRecord, what: str) -> list[float]:
+    if values is None or len(values) != rec.n_steps:
+        raise ValueError(f"{rec.task_id}#{rec.rollout}: need {rec.n_steps} {what}")
+    return list(values)
+
+
+@variant("sparse", "PPO (sparse reward)", beta=0.0)
+def _sparse(rec, R, inp):
+    return [0.0] * (rec.n_steps - 1) + [R]
+
+
+@variant("progress", "SPA-RL", needs="estimator")
+def _progress(rec, R, inp):
+    return _given(inp.estimator, rec, "estimator values for variant 'progress'")
+
+
+@variant("mean", "ablation: uniform split (mean)")
+def _mean(rec, R, inp):
+    return [R / rec.n_steps] * rec.n_steps
+
+
+@variant("random", "ablation: random split")
+def _random(rec, R, inp):
+    rng = random.Random(f"{inp.seed}:{rec.task_id}:{rec.rollout}")
+    w = [rng.expovariate(1.0) for _ in range(rec.n_steps)]  # normalised exponentials = Dirichlet(1, ..., 1)
+    s = sum(w)
+    return [R * x / s for x in w]
+
+
+@variant("mc", "ablation: Monte-Carlo step values", needs="mc", online=False)
+def _mc(rec, R, inp):
+    v = _given(inp.mc, rec, f"V(s_0..s_{rec.n_steps - 1}) values for 'mc'") + [R]
+    return [v[t + 1] - v[t] for t in range(rec.n_steps)]
+
+
+@variant("no-progress", "ablation: grounding only")
+def _no_progress(rec, R, inp):
+    return [0.0] * rec.n_steps
+
+
+@variant("no-grounding", "ablation: progress only", needs="estimator", beta=0.0)
+def _no_grounding(rec, R, inp):
+    return _given(inp.estimator, rec, "estimator values for variant 'no-grounding'")
+
+
+@variant("public-code", "public-code rewards", needs="others_mean", online=False, grounding="nothing-happens",
+         max_steps=PUBLIC_CODE_MAX_STEPS, step_weighting="public-code")  # fmt: skip
+def _public_code(rec, R, inp):
+    if inp.others_mean is None:
+        raise ValueError("'public-code' needs the mean final reward of the task's other rollouts")
+    return [R - inp.others_mean] * rec.n_steps
+
+
+# Views derived from the registry (CLI choices, stage checks, report rows).
+VARIANTS = tuple(REGISTRY)
+NEEDS_ESTIMATOR = tuple(n for n, v in REGISTRY.items() if v.needs == "estimator")
+DEFAULT_BETA = {n: v.beta for n, v in REGISTRY.items()}
+ONLINE_VARIANTS = tuple(n for n, v in REGISTRY.items() if v.online)
+REPORT_LABELS = {"sft": "SFT"} | {n: v.label for n, v in REGISTRY.items()}
+
+
+def get_variant(name: str) -> Variant:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown step-value variant {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
 
 
 def step_values(
@@ -70,41 +174,15 @@ def step_values(
     seed: int = 0,
 ) -> list[float]:
     """c_t for every step of ``rec`` under ``variant``."""
-    T, R = rec.n_steps, final_reward(rec)
-    if T == 0:
+    v = get_variant(variant)
+    if rec.n_steps == 0:
         return []
-    if variant in NEEDS_ESTIMATOR:
-        if estimator_values is None or len(estimator_values) != T:
-            raise ValueError(
-                f"{rec.task_id}#{rec.rollout}: need {T} estimator values for variant {variant!r}"
-            )
-        return list(estimator_values)
-    if variant == "sparse":
-        return [0.0] * (T - 1) + [R]
-    if variant == "mean":
-        return [R / T] * T
-    if variant == "random":
-        rng = random.Random(f"{seed}:{rec.task_id}:{rec.rollout}")
-        w = [rng.expovariate(1.0) for _ in range(T)]  # normalised exponentials = Dirichlet(1, ..., 1)
-        s = sum(w)
-        return [R * x / s for x in w]
-    if variant == "mc":
-        if mc_values is None or len(mc_values) != T:
-            raise ValueError(f"{rec.task_id}#{rec.rollout}: need V(s_0..s_{T - 1}) ({T} values) for 'mc'")
-        v = list(mc_values) + [R]
-        return [v[t + 1] - v[t] for t in range(T)]
-    if variant == "no-progress":
-        return [0.0] * T
-    if variant == "public-code":
-        if others_mean is None:
-            raise ValueError("'public-code' needs the mean final reward of the task's other rollouts")
-        return [R - others_mean] * T
-    raise ValueError(f"unknown step-value variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return v.compute(rec, final_reward(rec), StepInputs(estimator_values, mc_values, others_mean, seed))
 
 
 def grounding(variant: str, rec: TrajectoryRecord) -> list[float]:
     """g_t: the recorded flag, or the public code's string test for ``public-code``."""
-    if variant == "public-code":
+    if get_variant(variant).grounding == "nothing-happens":
         # The conversation holds the observation after every step but the last one.
         seen = [s.observation for s in rec.steps[:-1]]
         return [0.0 if "Nothing happens" in o else 1.0 for o in seen] + [1.0]

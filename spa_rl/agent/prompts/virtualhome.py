@@ -2,7 +2,7 @@
 environment with a shorter plan than its program; the observations are the environment's own text (a test
 checks them), the thoughts are written for this project."""
 
-from eval_agent.prompts import PromptSpec
+from spa_rl.agent.prompts import PromptSpec
 
 INSTRUCTION = """You are an agent doing a household activity in a simulated house. Each turn you read what you observe, think briefly, and do exactly one action. Always answer in this form:
 Thought: <a short plan or reasoning>

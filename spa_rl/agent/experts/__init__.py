@@ -7,25 +7,16 @@ GPT-4's, and they know the plan in hindsight (e.g. which place holds the object)
 
 from __future__ import annotations
 
-from envs import Task, expert_trajectory
-from eval_agent.prompts import DEFAULT_ICL_EXAMPLES, get_prompt
-from eval_agent.react import format_turn
+import importlib
+
+from envs import Task, env_spec, expert_trajectory
+from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, get_prompt
+from spa_rl.agent.react import format_turn
 
 
 def write_thoughts(env: str, first_observation: str, actions: list[str]) -> list[str]:
-    if env == "alfworld":
-        from eval_agent.experts.alfworld import thoughts
-
-        return thoughts(first_observation, actions)
-    if env == "webshop":
-        from eval_agent.experts.webshop import thoughts as webshop_thoughts
-
-        return webshop_thoughts(first_observation, actions)
-    if env == "virtualhome":
-        from eval_agent.experts.virtualhome import thoughts as virtualhome_thoughts
-
-        return virtualhome_thoughts(first_observation, actions)
-    raise KeyError(f"no expert thought writer for environment {env!r}")
+    """The expert's thoughts: ``thoughts`` in ``spa_rl.agent.experts.<env>``."""
+    return importlib.import_module(f"{__name__}.{env_spec(env).name}").thoughts(first_observation, actions)
 
 
 def expert_messages(task: Task, icl_examples: int = DEFAULT_ICL_EXAMPLES) -> tuple[list[dict[str, str]], int]:

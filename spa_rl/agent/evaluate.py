@@ -1,0 +1,227 @@
+"""Evaluate a model on an environment split; writes ``episodes.jsonl`` and ``summary.json``.
+
+    python -m spa_rl.agent.evaluate --env alfworld --split unseen --model models/smollm2-135m-instruct \
+        --num-tasks 20 --output-dir runs/eval/smollm2-unseen
+
+Rerunning with the same ``--output-dir`` resumes: finished episodes are kept and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from envs import select_tasks
+from spa_rl.agent.backends import GenerationConfig, make_policy
+from spa_rl.agent.metrics import summarize
+from spa_rl.agent.prompts import check_model_icl, validate_icl_examples
+from spa_rl.agent.runner import RolloutConfig, run_rollouts
+from spa_rl.agent.schema import write_json_atomic
+from spa_rl.fingerprint import claim_output, settings_of
+from spa_rl.models.precision import dtype_name, resolve_dtype
+from spa_rl.validate import choice, exit_on_error, in_range, non_negative, positive_int
+
+
+@dataclass
+class EvalConfig:
+    env: str = "alfworld"
+    split: str = "unseen"
+    model: str = "models/smollm2-135m-instruct"  # local folder (hf) or served model name (openai)
+    backend: str = "hf"  # hf | openai
+    api_base: str | None = None  # openai backend endpoint, e.g. http://127.0.0.1:8000/v1
+    num_tasks: int | None = None  # N tasks of the split (None: all)
+    task_sample: str = "first"  # first | random: which N tasks (random: seeded by task_seed)
+    task_seed: int = 0
+    task_types: str | None = None  # comma-separated task types to keep (e.g. pick,clean); None: all
+    task_ids: str | None = None  # file of task ids (one per line): draw only from these
+    exclude_task_ids: str | None = None  # file of task ids (one per line): never draw these
+    n_rollouts: int = 1
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    max_steps: int | None = None  # None: the environment's limit
+    batch_size: int = 8
+    max_context: int | None = None
+    icl_examples: int = 1  # in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task)
+    seed: int = 0
+    device: str | None = None
+    dtype: str | None = None  # auto | bf16 | fp32 (None: auto, bf16 where the hardware has it)
+    output_dir: str = "runs/eval"
+    no_kv_cache: bool = False
+    no_progress: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        # Every number refused by its flag before any task is loaded: argparse lets 0, -1 and nan through.
+        positive_int("--num-tasks", self.num_tasks, allow_none=True)  # None: all
+        choice("--task-sample", self.task_sample, ("first", "random"))
+        positive_int("--n-rollouts", self.n_rollouts)
+        non_negative("--temperature", self.temperature)
+        in_range("--top-p", self.top_p, 0.0, 1.0, lo_open=True)
+        positive_int("--max-new-tokens", self.max_new_tokens)
+        positive_int("--max-steps", self.max_steps, allow_none=True)  # None: the env's limit
+        positive_int("--batch-size", self.batch_size)
+        positive_int("--max-context", self.max_context, allow_none=True)
+        validate_icl_examples(self.icl_examples, "--icl-examples")
+
+
+# Not in the run fingerprint: settings that change speed or where things go, and which tasks are played
+# (each episode depends on its task and the fingerprinted settings only, and the summary reports exactly
+# the selected tasks), so a rerun may add tasks to a folder or report a subset of it.
+NOT_FINGERPRINTED = frozenset(
+    {"output_dir", "batch_size", "no_progress", "device", "no_kv_cache", "api_base", "overwrite", "model",
+     "num_tasks", "task_sample", "task_seed", "task_types", "task_ids", "exclude_task_ids"}
+)  # fmt: skip
+
+
+HELP = {
+    "env": "environment name",
+    "split": "task split (alfworld: train, seen, unseen; webshop: train, test, human; "
+    "virtualhome: train, seen, unseen = test)",
+    "num_tasks": "play N tasks of the split (see --task-sample)",
+    "task_sample": "first: the split's first N tasks; random: N drawn without replacement (seeded)",
+    "task_types": "keep only these task types, comma-separated (alfworld: pick,examine,clean,heat,cool,pick_two; "
+    "webshop: beauty,electronics,fashion,garden,grocery; virtualhome: the task title in snake case, e.g. watch_tv)",
+    "task_ids": "a file with one task id per line (e.g. an SFT model's task_ids.txt): draw tasks only from these",
+    "exclude_task_ids": "a file with one task id per line: never draw these (e.g. hold out the SFT games)",
+    "n_rollouts": "rollouts per task (use temperature > 0 for different rollouts)",
+    "temperature": "sampling temperature; 0 = greedy",
+    "batch_size": "episodes advanced together (one batched generate call per step)",
+    "max_context": "prompt + reply token limit; longer episodes end with finish_reason=context_limit",
+    "icl_examples": "in-context examples in the prompt: 1 (instruction + one example + task, the paper's) or "
+    "0 (instruction + task); a model folder whose spa_rl.json records the other setting is refused",
+    "overwrite": "remove the output folder's contents and start over (otherwise a rerun resumes, and a "
+    "folder written with other settings is refused)",
+    "no_kv_cache": "hf backend: re-encode the whole conversation every turn instead of keeping each episode's cache",
+}
+
+
+def parse_args(argv: list[str] | None = None, doc: str = __doc__, **defaults) -> EvalConfig:
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(EvalConfig):
+        default = defaults.get(f.name, f.default)
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            ap.add_argument(flag, action="store_true", help=HELP.get(f.name))
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
+        ap.add_argument(flag, type=kind, default=default, help=f"{HELP.get(f.name, '')} (default: {default})")
+    args = ap.parse_args(argv)
+    with exit_on_error():
+        return EvalConfig(**vars(args))
+
+
+def _previous_runs(path: Path) -> list[dict]:
+    """The ``runs`` of an earlier summary in this folder (older summaries: their ``this_run``)."""
+    if not path.exists():
+        return []
+    try:
+        prev = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); remove it to rewrite it from episodes.jsonl") from e
+    if "runs" in prev:
+        return list(prev["runs"])
+    last = prev.get("this_run")
+    return [last] if last and last.get("episodes") else []
+
+
+def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
+    out = Path(cfg.output_dir)
+    validate_icl_examples(cfg.icl_examples, "--icl-examples")
+    check_model_icl(cfg.model, cfg.icl_examples)  # a model trained with the other prompt is refused
+    tasks = select_tasks(
+        cfg.env,
+        cfg.split,
+        cfg.num_tasks,
+        cfg.task_sample,
+        cfg.task_seed,
+        cfg.task_types,
+        cfg.task_ids,
+        cfg.exclude_task_ids,
+    )
+    rcfg = RolloutConfig(
+        n_rollouts=cfg.n_rollouts,
+        batch_size=cfg.batch_size,
+        max_steps=cfg.max_steps,
+        generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed),
+    )
+    settings = settings_of(cfg, NOT_FINGERPRINTED)
+    if cfg.backend == "hf":  # "auto" and unset name one dtype, which depends on the hardware
+        settings["dtype"] = dtype_name(resolve_dtype(cfg.dtype, cfg.device))
+    with claim_output(out, "evaluate", settings, _inputs(cfg), cfg.overwrite):
+        policy = make_policy(
+            cfg.backend,
+            cfg.model,
+            api_base=cfg.api_base,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            batch_size=cfg.batch_size,
+            max_context=cfg.max_context,
+            kv_cache=not cfg.no_kv_cache,
+        )
+        previous_runs = _previous_runs(out / "summary.json")  # read first: a bad file fails before the work
+        t0 = time.time()
+        records, stats = run_rollouts(
+            tasks,
+            policy,
+            out / "episodes.jsonl",
+            rcfg,
+            meta={"model": cfg.model, "temperature": cfg.temperature, "seed": cfg.seed},
+            progress=not cfg.no_progress,
+            icl_examples=cfg.icl_examples,
+        )
+        return _write_summary(cfg, out, records, stats, previous_runs, t0, command)
+
+
+def _inputs(cfg: EvalConfig) -> dict:
+    """What an evaluation's episodes depend on besides its settings: the model (served: its name)."""
+    return {"model": cfg.model}
+
+
+def _write_summary(cfg: EvalConfig, out: Path, records, stats, previous_runs, t0: float, command) -> dict:
+    this_run = {
+        "episodes": stats.episodes,
+        "steps": stats.steps,
+        "wall_seconds": round(time.time() - t0, 1),
+        "generated_tokens": stats.completion_tokens,
+        "prompt_tokens": stats.prompt_tokens,
+        "generated_tokens_per_second": round(stats.tokens_per_second, 2),
+    }
+    summary = {
+        "env": cfg.env,
+        "split": cfg.split,
+        "model": cfg.model,
+        "icl_examples": cfg.icl_examples,
+        "metrics": summarize(records),
+        "this_run": this_run,
+        # A resumed or repeated evaluation keeps the throughput of the runs that played episodes.
+        "runs": previous_runs + ([this_run] if stats.episodes else []),
+        "config": asdict(cfg),
+        "command": command
+        or " ".join([Path(sys.executable).name, "-m", "spa_rl.agent.evaluate", *sys.argv[1:]]),
+        "host": {"python": platform.python_version(), "machine": platform.machine()},
+    }
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(argv)
+    summary = evaluate(cfg)
+    m = summary["metrics"]
+    print(
+        json.dumps(
+            {k: summary["this_run"][k] for k in ("episodes", "wall_seconds", "generated_tokens_per_second")}
+            | {k: round(m[k], 4) for k in ("n", "success_rate", "avg_reward", "grounding", "avg_steps")}
+        )
+    )
+    print(f"wrote {Path(cfg.output_dir) / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    main()

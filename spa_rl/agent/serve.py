@@ -1,0 +1,293 @@
+"""A minimal OpenAI-compatible chat server over the ``hf`` backend (``POST /v1/chat/completions``).
+
+For trying the ``openai`` backend without vLLM, and for testing it against a real model. It serves one
+request at a time; use ``vllm serve`` or SGLang for throughput.
+
+    python -m spa_rl.agent.serve --model models/smollm2-135m-instruct --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from spa_rl.agent.backends.base import GenerationConfig, Message
+from spa_rl.agent.backends.hf import HFPolicy
+from spa_rl.agent.schema import fix_surrogates
+
+MAX_BODY_BYTES = 1 << 20  # a chat request of a few hundred KiB of text at most
+TIMEOUT_S = 30.0  # per socket read/write: a stalled client frees its thread after this
+DEFAULT_MAX_TOKENS = 128
+SEED_MAX = 2**63 - 1
+ROLES = ("system", "user", "assistant")
+# OpenAI parameters this server does not implement: refused unless null/false/empty, not silently ignored.
+UNSUPPORTED = ("stop", "logprobs", "top_logprobs", "logit_bias", "tools", "functions")
+
+
+class RequestError(Exception):
+    """A client error: answered with ``status`` and an OpenAI-style error naming ``param``."""
+
+    def __init__(self, status: int, message: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.param = status, param
+
+
+def _show(v: Any) -> str:
+    """A short rendering of a client's value for an error message (never the whole of a big one)."""
+    if isinstance(v, (list, dict)):
+        return f"a JSON {'array' if isinstance(v, list) else 'object'}"
+    return json.dumps(v)[:40]
+
+
+def _number(req: dict, name: str, default: float) -> float:
+    v = req.get(name)
+    if v is None:
+        return default
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if ok and isinstance(v, int):
+        ok = abs(v) < 2**1000  # float() of a larger integer overflows
+    if not ok or not math.isfinite(v):
+        raise RequestError(400, f"'{name}' must be a finite number, got {_show(v)}", name)
+    return float(v)
+
+
+def _int(req: dict, name: str, default: int, lo: int, hi: int | None = None) -> int:
+    v = req.get(name)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise RequestError(400, f"'{name}' must be an integer, got {_show(v)}", name)
+    if v < lo or (hi is not None and v > hi):
+        bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise RequestError(400, f"'{name}' must be {bound}, got {v}", name)
+    return v
+
+
+def parse_chat_request(req: Any, model_name: str) -> tuple[list[Message], GenerationConfig]:
+    """Check a decoded ``/v1/chat/completions`` body; RequestError names the first bad field."""
+    if not isinstance(req, dict):
+        raise RequestError(400, "the request body must be a JSON object")
+    model = req.get("model")
+    if model is not None and model != model_name:
+        raise RequestError(
+            400, f"unknown model {_show(model)}; this server serves {json.dumps(model_name)}", "model"
+        )
+    messages = req.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(400, "'messages' must be a non-empty list of {role, content} objects", "messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise RequestError(400, f"messages[{i}] must be an object", f"messages[{i}]")
+        if m.get("role") not in ROLES:
+            role = _show(m.get("role"))
+            raise RequestError(
+                400, f"messages[{i}].role must be one of {'/'.join(ROLES)}, got {role}", f"messages[{i}].role"
+            )
+        if not isinstance(m.get("content"), str):
+            raise RequestError(400, f"messages[{i}].content must be a string", f"messages[{i}].content")
+        if fix_surrogates(m["content"])[1]:  # the tokenizer cannot encode it: a client error, not a 500
+            raise RequestError(
+                400, f"messages[{i}].content holds a lone UTF-16 surrogate", f"messages[{i}].content"
+            )
+    if req.get("stream"):
+        raise RequestError(400, "stream is not supported", "stream")
+    if req.get("stream") is not None and not isinstance(req["stream"], bool):
+        raise RequestError(400, "'stream' must be a boolean", "stream")
+    if req.get("n") not in (None, 1) or isinstance(req.get("n"), bool):
+        raise RequestError(400, f"'n' must be 1 (one choice per request), got {_show(req['n'])}", "n")
+    for name in UNSUPPORTED:
+        if req.get(name) not in (None, False, [], {}):
+            raise RequestError(400, f"'{name}' is not supported by this server", name)
+    top_p = _number(req, "top_p", 1.0)
+    if not 0 < top_p <= 1:
+        raise RequestError(400, f"'top_p' must be in (0, 1], got {top_p}", "top_p")
+    temperature = _number(req, "temperature", 1.0)
+    if temperature < 0:
+        raise RequestError(400, f"'temperature' must be >= 0, got {temperature}", "temperature")
+    cfg = GenerationConfig(
+        max_new_tokens=_int(req, "max_tokens", DEFAULT_MAX_TOKENS, 1),
+        temperature=temperature,
+        top_p=top_p,
+        seed=_int(req, "seed", 0, 0, SEED_MAX),
+    )
+    return [{"role": m["role"], "content": m["content"]} for m in messages], cfg
+
+
+def make_server(
+    policy: HFPolicy,
+    model_name: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    timeout: float = TIMEOUT_S,
+) -> ThreadingHTTPServer:
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep the console quiet
+            pass
+
+        def setup(self) -> None:
+            self.timeout = timeout  # StreamRequestHandler applies it to the socket
+            super().setup()
+
+        def _send(self, code: int, obj: dict) -> None:
+            body = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if code >= 400:  # the body may be unread: the connection cannot carry another request
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, code: int, message: str, param: str | None = None) -> None:
+            kind = "invalid_request_error" if code < 500 else "server_error"
+            self._send(code, {"error": {"message": message, "type": kind, "param": param, "code": None}})
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/models":
+                self._send(200, {"object": "list", "data": [{"id": model_name, "object": "model"}]})
+            else:
+                self._error(404, f"no route {self.path}")
+
+        def _read_body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                raise RequestError(411, "chunked bodies are not supported; send Content-Length")
+            values = self.headers.get_all("Content-Length") or []
+            if not values:
+                raise RequestError(411, "Content-Length is required")
+            v = values[0].strip()
+            if len(set(values)) != 1 or not (v.isascii() and v.isdigit()):
+                raise RequestError(400, f"invalid Content-Length {', '.join(values)[:40]!r}")
+            n = int(v[:20])  # more digits than that is absurd either way
+            if n > max_body_bytes or len(v) > 20:  # refused before reading a byte of it
+                raise RequestError(413, f"body of {n} bytes exceeds the limit of {max_body_bytes}")
+            # The whole body within `timeout` (each read also times out): a client dripping a byte now
+            # and then cannot hold the thread either.
+            parts, got, deadline = [], 0, time.monotonic() + timeout
+            while got < n:
+                try:
+                    part = self.rfile.read1(min(n - got, 1 << 16))
+                except TimeoutError:
+                    part = None
+                if part is None or (got + len(part) < n and time.monotonic() > deadline):
+                    raise RequestError(408, f"the body did not arrive within {timeout:g} s")
+                if not part:
+                    raise RequestError(400, f"body ended after {got} of {n} bytes (Content-Length)")
+                parts.append(part)
+                got += len(part)
+            return b"".join(parts)
+
+        def do_POST(self) -> None:
+            try:
+                self._chat()
+            except (TimeoutError, ConnectionError):  # the client stalled or went away: drop it
+                self.close_connection = True
+            except Exception as e:  # a bug here is a server fault: say so, keep serving
+                try:
+                    self._error(500, f"{type(e).__name__}: {e}")
+                except OSError:
+                    self.close_connection = True
+
+        def _chat(self) -> None:
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._error(404, f"no route {self.path}")
+                return
+            try:
+                body = self._read_body()
+                try:
+                    req = json.loads(body)
+                except RecursionError:
+                    raise RequestError(400, "the request body is nested too deeply") from None
+                except ValueError as e:  # also undecodable UTF-8
+                    raise RequestError(400, f"the request body is not valid JSON ({e})") from None
+                messages, cfg = parse_chat_request(req, model_name)
+            except RequestError as e:
+                self._error(e.status, str(e), e.param)
+                return
+            try:
+                with lock:
+                    gen = policy.generate([messages], cfg)[0]
+            except Exception as e:  # a server fault: report, keep serving
+                self._error(500, f"{type(e).__name__}: {e}")
+                return
+            if gen.finish_reason == "context_limit":
+                self._send(
+                    400,
+                    {
+                        "error": {
+                            "message": "prompt exceeds the model's context length",
+                            "type": "invalid_request_error",
+                            "param": "messages",
+                            "code": "context_length_exceeded",
+                        }
+                    },
+                )
+                return
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{time.time_ns()}",
+                    "object": "chat.completion",
+                    "model": model_name,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": gen.text},
+                            "finish_reason": gen.finish_reason,
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": gen.prompt_tokens,
+                        "completion_tokens": gen.completion_tokens,
+                        "total_tokens": gen.prompt_tokens + gen.completion_tokens,
+                    },
+                },
+            )
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+def _positive(kind):
+    def conv(s: str):
+        v = kind(s)
+        if not v > 0 or (kind is float and not math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
+        return v
+
+    return conv
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="local model folder")
+    ap.add_argument("--served-name", default=None, help="model name clients send (default: --model)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--max-body-bytes", type=_positive(int), default=MAX_BODY_BYTES,
+                    help=f"larger request bodies are refused with 413 unread (default {MAX_BODY_BYTES})")  # fmt: skip
+    ap.add_argument("--timeout", type=_positive(float), default=TIMEOUT_S,
+                    help=f"seconds a connection may stall on a read or write, and the most a request body may take to arrive, before it is closed (default {TIMEOUT_S:g})")  # fmt: skip
+    args = ap.parse_args()
+    server = make_server(
+        HFPolicy(args.model, device=args.device),
+        args.served_name or args.model,
+        args.host,
+        args.port,
+        args.max_body_bytes,
+        args.timeout,
+    )
+    print(f"serving {args.model} on http://{args.host}:{args.port}/v1", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reinforcement learning: PPO arithmetic, the policy/value model, rollout sources, sampling."""
