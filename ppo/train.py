@@ -41,7 +41,7 @@ from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, sett
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
-from spa_rl.rewards import get_variant, read_ppo_data
+from spa_rl.rewards import REGISTRY, read_ppo_data
 from spa_rl.rl.policy_value import PolicyWithValue
 from spa_rl.rl.ppo import (
     GAE_LEVELS,
@@ -221,7 +221,8 @@ def resolve_step_weighting(requested: str, variant: str) -> str:
     """``auto``: the public code's (T - t - 1) weighting goes with its variant, none with the others."""
     if requested != "auto":
         return requested
-    return get_variant(variant).step_weighting if variant is not None else "none"
+    v = REGISTRY.get(variant)  # data of a variant this version does not know: no weighting
+    return v.step_weighting if v is not None else "none"
 
 
 class OfflineSource:
