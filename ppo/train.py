@@ -389,9 +389,9 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     if cfg.mode == "offline":
         source = OfflineSource(cfg, tokenizer, accelerator.process_index, accelerator.num_processes)
     else:
-        from spa_rl.rl.online import OnlineSource
+        from spa_rl.rl.online import OnlineSource, SourceConfig
 
-        source = OnlineSource(cfg, tokenizer, unwrapped, accelerator, start_iteration=start)
+        source = OnlineSource(SourceConfig.of(cfg), tokenizer, unwrapped, accelerator, start_iteration=start)
     cfg.step_weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
     accelerator.print(
         f"variant {cfg.variant}, step weighting {cfg.step_weighting}, GAE per {cfg.gae_level}, "
@@ -402,9 +402,9 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     per_process = math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes)
     probe = None
     if cfg.probe_every and accelerator.is_main_process:
-        from spa_rl.rl.online import TrainingProbe
+        from spa_rl.rl.online import SourceConfig, TrainingProbe
 
-        probe = TrainingProbe(cfg, tokenizer, unwrapped, start_iteration=start)
+        probe = TrainingProbe(SourceConfig.of(cfg), tokenizer, unwrapped, start_iteration=start)
     t0 = time.time()
     bar = tqdm(range(start, cfg.iterations), desc="ppo", unit="it", disable=not accelerator.is_main_process)
     for it in bar:

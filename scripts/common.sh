@@ -30,3 +30,11 @@ ppo_dir() {  # ppo_dir VARIANT: the PPO output folder, ppo_<mode>[-turn]_<varian
   local level="${PPO_GAE_LEVEL:-token}"
   echo "$RUN_DIR/ppo_${PPO_MODE:-offline}$([[ "$level" == token ]] || echo "-$level")_$1"
 }
+stage() {  # stage NAME command...: run a pipeline stage, appending its wall time to $TIMINGS
+  # (stage, seconds, this run's start $RUN_STARTED, PPO mode)
+  local name="$1" t0; shift
+  t0=$(date +%s)
+  echo "=== [$name] $(date -u +%H:%M:%S)"
+  "$@"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$RUN_STARTED" "${PPO_MODE:-}" >> "$TIMINGS"
+}

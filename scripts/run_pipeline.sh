@@ -13,13 +13,6 @@ load_config "$ENV_NAME"
 export PROFILE RUN_DIR
 mkdir -p "$RUN_DIR"
 TIMINGS="$RUN_DIR/timings.tsv"
-stage() {  # stage NAME command...
-  local name="$1" t0; shift
-  t0=$(date +%s)
-  echo "=== [$name] $(date -u +%H:%M:%S)"
-  "$@"
-  printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$RUN_STARTED" "${PPO_MODE:-}" >> "$TIMINGS"
-}
 RUN_STARTED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 stage sft bash sft/run_sft.sh "$ENV_NAME"
 stage exploration bash exploration/run_explore.sh "$ENV_NAME"

@@ -15,13 +15,7 @@ export PROFILE RUN_DIR
 mkdir -p "$RUN_DIR"
 : "${STUDY_SEEDS:=1 2}"
 TIMINGS="$RUN_DIR/timings.tsv"
-stage() {  # stage NAME command...
-  local name="$1" t0; shift
-  t0=$(date +%s)
-  echo "=== [$name] $(date -u +%H:%M:%S)"
-  "$@"
-  printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${PPO_MODE:-}" >> "$TIMINGS"
-}
+RUN_STARTED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 want sft && stage sft bash sft/run_sft.sh "$ENV_NAME"
 want eval_sft && stage eval_sft env MODEL="$RUN_DIR/sft/model" EVAL_DIR="$RUN_DIR/eval/sft" bash eval/run_eval.sh "$ENV_NAME"

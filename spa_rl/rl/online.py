@@ -9,6 +9,7 @@ before the last update."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from envs import select_tasks
@@ -22,8 +23,41 @@ from spa_rl.rl.ppo import to_sample
 from spa_rl.rl.sampler import PassSampler
 
 
+@dataclass(frozen=True)
+class SourceConfig:
+    """What online rollouts and the training probe need from a PPO run's configuration (the recipe builds
+    it with ``SourceConfig.of(config)``; this module depends on nothing else of the recipe)."""
+
+    model: str
+    output_dir: str
+    env: str
+    variant: str | None
+    estimator: str
+    num_tasks: int | None
+    task_types: str | None
+    task_ids: str | None
+    exclude_task_ids: str | None
+    temperature: float | None
+    max_steps: int | None
+    max_new_tokens: int
+    gen_batch_size: int
+    max_length: int
+    alpha: float
+    beta: float | None
+    icl_examples: int
+    seed: int
+    probe_every: int = 0
+    probe_tasks: int = 16
+    probe_seed: int = 0
+
+    @classmethod
+    def of(cls, config) -> SourceConfig:
+        """The fields of the same names of any config object (e.g. ppo/train.py's PPOConfig)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+
+
 class OnlineSource:
-    def __init__(self, cfg, tokenizer, policy, accelerator, start_iteration: int = 0):
+    def __init__(self, cfg: SourceConfig, tokenizer, policy, accelerator, start_iteration: int = 0):
         if cfg.variant not in ONLINE_VARIANTS:
             raise SystemExit(
                 f"online PPO supports --variant {'/'.join(ONLINE_VARIANTS)}, got {cfg.variant!r}"
@@ -116,7 +150,7 @@ class TrainingProbe:
     (rollout index = updates done), figures to ``probe_log.jsonl``; a resumed run drops probes past its
     checkpoint."""
 
-    def __init__(self, cfg, tokenizer, policy, start_iteration: int = 0):
+    def __init__(self, cfg: SourceConfig, tokenizer, policy, start_iteration: int = 0):
         self.cfg, self.policy = cfg, policy
         self.tasks = select_tasks(cfg.env, "train", cfg.probe_tasks, "random", cfg.probe_seed, cfg.task_types,
                                   cfg.task_ids, cfg.exclude_task_ids)  # fmt: skip
