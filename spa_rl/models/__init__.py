@@ -1,0 +1,1 @@
+"""Models: local paths, dtype and device choice."""
