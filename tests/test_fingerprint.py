@@ -189,10 +189,10 @@ def test_ppo_resumed_after_a_kill_ends_where_the_uninterrupted_run_ends(tmp_path
 
 
 def _sharegpt(path: Path) -> Path:
-    from spa_rl.agent.sharegpt import read_sharegpt
+    from conftest import load_recipe
 
-    records = read_sharegpt(REPO / "data" / "sft" / "alfworld_sft.json")[:2]
-    path.write_text(json.dumps(records))
+    build = load_recipe("sft/build_expert_data.py")
+    path.write_text(json.dumps(build.build(build.BuildConfig(env="alfworld", num_tasks=2))))
     return path
 
 
