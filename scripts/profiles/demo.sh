@@ -1,5 +1,5 @@
 # demo: SmolLM2-135M-Instruct on CPU, a few tasks per stage; the README's main job
-# (scripts/run_pipeline.sh). A fresh clone took 35 min on 2 CPU cores (results/alfworld_demo_pipeline/).
+# (scripts/run_pipeline.sh). A fresh clone took 23 min on 2 CPU cores (results/alfworld_demo_pipeline_speed/).
 : "${BASE_MODEL:=models/smollm2-135m-instruct}"
 : "${MODEL:=$BASE_MODEL}"
 : "${NUM_TASKS:=8}"
