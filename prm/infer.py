@@ -23,6 +23,7 @@ from spa_rl.estimator.model import ProgressEstimator, estimate_step_values
 from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
 from spa_rl.models.loading import load_tokenizer, pick_device
 from spa_rl.rewards import final_reward
+from spa_rl.validate import exit_on_error, positive_int
 
 
 def fold_assignment(estimator: str | Path) -> dict | None:
@@ -77,6 +78,9 @@ def main() -> None:
         "--overwrite", action="store_true", help="write the output again even if it is up to date"
     )
     args = ap.parse_args()
+    with exit_on_error():  # refused before the estimator is read
+        positive_int("--batch-size", args.batch_size)
+        positive_int("--max-length", args.max_length)
     plan = None if args.in_sample else fold_assignment(args.estimator)
     mode = "in-sample" if plan is None else f"cross-fit {plan['folds']}"
     settings = {"mode": mode, "max_length": args.max_length}

@@ -212,6 +212,24 @@ def test_mc_values_refuses_bad_numbers(monkeypatch, tmp_path, argv, message):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+        (["--max-length", "-1"], "--max-length must be an integer >= 1, got -1"),
+    ],
+)
+def test_step_value_inference_refuses_bad_numbers(monkeypatch, tmp_path, argv, message):
+    main = run_main(
+        monkeypatch,
+        "prm/infer.py",
+        ["--estimator", str(tmp_path / "est"), "--rollouts", str(tmp_path / "ep.jsonl"), "--output",
+         str(tmp_path / "values.jsonl"), *argv],
+    )  # fmt: skip
+    assert message in refused(main)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("value", ["1.0", "-0.1", "nan"])
 def test_data_org_refuses_a_val_fraction_outside_0_1(monkeypatch, tmp_path, value):
     main = run_main(
