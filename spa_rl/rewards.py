@@ -20,7 +20,6 @@ r_t = alpha * c_t + beta * g_t  (paper: alpha 1, beta 0.5), g_t = the environmen
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from typing import Any
 from envs import env_spec
 from spa_rl.agent.prompts import recorded_icl
 from spa_rl.agent.schema import REWARD_RANGE, RecordError, TrajectoryRecord, json_lines
+from spa_rl.validate import is_finite_number
 
 PUBLIC_CODE_MAX_STEPS = 35
 # Fused step rewards r_t = alpha c_t + beta g_t are of order 1 (c_t: shares or differences of rewards in
@@ -216,7 +216,7 @@ class PPORecord:
 
 def is_temperature(t: Any) -> bool:
     """A sampling temperature as hand-off files hold it: a finite JSON number >= 0 (0: greedy)."""
-    return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0
+    return is_finite_number(t) and t >= 0
 
 
 def sampling_temperature(rec: TrajectoryRecord) -> float:
@@ -235,7 +235,7 @@ def fuse(rec: TrajectoryRecord, variant: str, values: list[float], alpha: float,
     r = [alpha * c + beta * gt for c, gt in zip(values, g, strict=True)]
     for t, (rt, c) in enumerate(zip(r, values, strict=True)):
         # Refused here, before it is written to the PPO data or trained on online.
-        if not _finite(rt, STEP_REWARD_BOUND):
+        if not is_finite_number(rt, STEP_REWARD_BOUND):
             raise ValueError(
                 f"{rec.task_id}#{rec.rollout} step {t}: fused reward {rt!r} (alpha {alpha!r} x c_t {c!r} + "
                 f"beta {beta!r} x g_t {g[t]!r}) is not a finite number with |r| <= {STEP_REWARD_BOUND:g}"
@@ -265,18 +265,12 @@ def fuse(rec: TrajectoryRecord, variant: str, values: list[float], alpha: float,
     )
 
 
-def _finite(x: Any, bound: float) -> bool:
-    """A JSON number (not true/false) with |x| <= bound: False for NaN and +-inf, and a huge JSON integer
-    compares without overflowing."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= bound
-
-
 def _floats(d: dict, name: str, n: int, where: str, bound: float = sys.float_info.max) -> list[float]:
     v = d.get(name)
     if not isinstance(v, list) or len(v) != n:
         raise RecordError(f"{where}: field '{name}' must be a list of {n} numbers (one per step)")
     for i, x in enumerate(v):
-        if not _finite(x, bound):
+        if not is_finite_number(x, bound):
             limit = "" if bound == sys.float_info.max else f" with |x| <= {bound:g}"
             raise RecordError(f"{where}: field '{name}'[{i}] must be a finite number{limit}, got {x!r}")
     return [float(x) for x in v]
@@ -284,7 +278,7 @@ def _floats(d: dict, name: str, n: int, where: str, bound: float = sys.float_inf
 
 def _number(d: dict, name: str, default: float, where: str, span: tuple[float, float] | None = None) -> float:
     v = d.get(name, default)
-    if not _finite(v, sys.float_info.max) or (span is not None and not span[0] <= v <= span[1]):
+    if not is_finite_number(v) or (span is not None and not span[0] <= v <= span[1]):
         within = f" in [{span[0]}, {span[1]}]" if span else ""
         raise RecordError(f"{where}: field '{name}' must be a finite number{within}, got {v!r}")
     return float(v)

@@ -6,7 +6,7 @@ turns that ValueError into the exit with a message the recipes use for every ref
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,8 +21,10 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)  # JSON/argparse true must not pass as 1
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def is_finite_number(v: Any, bound: float = sys.float_info.max) -> bool:
+    """A number as JSON or a flag holds it (not true/false) with |v| <= bound: False for NaN and +-inf, and an
+    integer too large for a float compares exactly instead of overflowing (math.isfinite would raise)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= bound
 
 
 def _unset(allow_none: bool) -> str:
@@ -48,7 +50,7 @@ def non_negative_int(name: str, v: Any) -> Any:
 def finite(name: str, v: Any, *, allow_none: bool = False) -> Any:
     if v is None and allow_none:
         return v
-    if not _is_number(v) or not math.isfinite(v):
+    if not is_finite_number(v):
         raise ValueError(f"{name} must be a finite number{_unset(allow_none)}, got {v!r}")
     return v
 
@@ -56,7 +58,7 @@ def finite(name: str, v: Any, *, allow_none: bool = False) -> Any:
 def positive(name: str, v: Any, *, allow_none: bool = False) -> Any:
     if v is None and allow_none:
         return v
-    if not _is_number(v) or not math.isfinite(v) or v <= 0:
+    if not is_finite_number(v) or v <= 0:
         raise ValueError(f"{name} must be a finite number > 0{_unset(allow_none)}, got {v!r}")
     return v
 
@@ -64,7 +66,7 @@ def positive(name: str, v: Any, *, allow_none: bool = False) -> Any:
 def non_negative(name: str, v: Any, *, allow_none: bool = False) -> Any:
     if v is None and allow_none:
         return v
-    if not _is_number(v) or not math.isfinite(v) or v < 0:
+    if not is_finite_number(v) or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0{_unset(allow_none)}, got {v!r}")
     return v
 
@@ -82,7 +84,7 @@ def in_range(
     """A number in [lo, hi] (``lo_open`` / ``hi_open``: that end excluded)."""
     if v is None and allow_none:
         return v
-    ok = _is_number(v) and math.isfinite(v)
+    ok = is_finite_number(v)
     ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"

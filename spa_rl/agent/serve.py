@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from typing import Any
 from spa_rl.agent.backends.base import GenerationConfig, Message
 from spa_rl.agent.backends.hf import HFPolicy
 from spa_rl.agent.schema import fix_surrogates
+from spa_rl.validate import is_finite_number
 
 MAX_BODY_BYTES = 1 << 20  # a chat request of a few hundred KiB of text at most
 TIMEOUT_S = 30.0  # per socket read/write: a stalled client frees its thread after this
@@ -48,10 +48,7 @@ def _number(req: dict, name: str, default: float) -> float:
     v = req.get(name)
     if v is None:
         return default
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if ok and isinstance(v, int):
-        ok = abs(v) < 2**1000  # float() of a larger integer overflows
-    if not ok or not math.isfinite(v):
+    if not is_finite_number(v):
         raise RequestError(400, f"'{name}' must be a finite number, got {_show(v)}", name)
     return float(v)
 
@@ -258,7 +255,7 @@ def make_server(
 def _positive(kind):
     def conv(s: str):
         v = kind(s)
-        if not v > 0 or (kind is float and not math.isfinite(v)):
+        if not (is_finite_number(v) and v > 0):
             raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
         return v
 

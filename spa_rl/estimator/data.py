@@ -3,7 +3,6 @@ plus the step-values file the estimator writes beside the rollouts."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from spa_rl.agent.chat import render_chat
 from spa_rl.agent.schema import RecordError, TrajectoryRecord, json_lines
 from spa_rl.rewards import final_reward
 from spa_rl.training import pad_right
+from spa_rl.validate import is_finite_number
 
 
 def encode_rollout(tokenizer: Any, rec: TrajectoryRecord, max_length: int | None) -> dict[str, Any]:
@@ -58,9 +58,7 @@ def read_step_values(path: str | Path) -> dict[tuple[str, int], list[float]]:
         ):
             raise RecordError(f"{where}: need string 'task_id' and integer 'rollout'")
         v = d.get("values")
-        if not isinstance(v, list) or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v
-        ):
+        if not isinstance(v, list) or not all(is_finite_number(x) for x in v):
             raise RecordError(f"{where}: field 'values' must be a list of finite numbers")
         out[(d["task_id"], d["rollout"])] = [float(x) for x in v]
     return out
