@@ -70,14 +70,14 @@ def collect(run: Path) -> dict[Model, dict[str, dict[str, dict]]]:
                     "grounding": sum(grounded) / len(grounded) if grounded else 0.0,
                 }
         # Only the games the summary reports: a folder may hold more (an earlier, larger selection).
-        if len(games) != json.loads(s.read_text())["metrics"]["n"]:
-            games = _reported(s, games)
+        summary = json.loads(s.read_text())
+        if len(games) != summary["metrics"]["n"]:
+            games = _reported(summary["config"], games)
         out[model][split] = games
     return out
 
 
-def _reported(summary: Path, games: dict) -> dict:
-    cfg = json.loads(summary.read_text())["config"]
+def _reported(cfg: dict, games: dict) -> dict:
     from envs import select_tasks
 
     ids = {t.task_id for t in select_tasks(cfg["env"], cfg["split"], cfg["num_tasks"], cfg["task_sample"],

@@ -29,4 +29,6 @@ for seed in $STUDY_SEEDS; do
       bash eval/run_eval.sh "$ENV_NAME"
   done
 done
-want report && stage report "$PY" eval/report.py --run-dir "$RUN_DIR"
+# The study's tables (seeds, intervals, paired comparisons) go where they are committed.
+want report && stage report "$PY" eval/study_report.py --run-dir "$RUN_DIR" \
+  --output "${STUDY_RESULTS:-results/study/$ENV_NAME}"
