@@ -20,14 +20,13 @@ through an accelerate config). Writes ``<output-dir>/adapter`` (LoRA + value hea
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -35,13 +34,15 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
+from envs import ENV_NAMES
 from spa_rl.agent.prompts import check_model_icl, check_records_icl, validate_icl_examples, write_model_info
 from spa_rl.agent.schema import command_line, write_json_atomic
+from spa_rl.cli import arg, parse
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
-from spa_rl.rewards import REGISTRY, read_ppo_data
+from spa_rl.rewards import REGISTRY, VARIANTS, read_ppo_data
 from spa_rl.rl.policy_value import PolicyWithValue
 from spa_rl.rl.ppo import (
     GAE_LEVELS,
@@ -63,7 +64,6 @@ from spa_rl.rl.sampler import PassSampler
 from spa_rl.training import json_safe, publish_dir, recover_published, write_log_history
 from spa_rl.validate import (
     choice,
-    exit_on_error,
     finite,
     flag,
     in_range,
@@ -76,55 +76,76 @@ from spa_rl.validate import (
 
 @dataclass
 class PPOConfig:
-    model: str = ""  # the SFT model folder
-    output_dir: str = "runs/ppo"
-    mode: str = "offline"  # offline | online
-    data: str = ""  # offline: PPO data file (prm/fuse_rewards.py)
+    model: str = arg("", "the SFT model folder (Hugging Face format)")
+    output_dir: str = arg("runs/ppo", "where the adapter, logs and checkpoint go")
+    mode: str = arg("offline", "offline: fixed exploration rollouts; online: fresh rollouts each iteration",
+                    choices=("offline", "online"))  # fmt: skip
+    data: str = arg("", "offline: the PPO data file (prm/fuse_rewards.py)")
     # online
-    env: str = "alfworld"
-    estimator: str = ""  # frozen progress estimator folder (variants that need it)
-    variant: str | None = None  # online: step-value variant (None: progress); offline: the data's
-    num_tasks: int | None = None  # training tasks to draw from (None: all)
-    task_types: str | None = None  # comma-separated task types to draw from (None: all)
-    task_ids: str | None = None  # file of task ids (one per line) to draw from (e.g. the SFT games)
-    exclude_task_ids: str | None = None  # file of task ids never to draw (e.g. held-out games)
-    temperature: float | None = None  # online sampling temperature (None: 0.7, the paper's)
-    max_steps: int | None = None
-    max_new_tokens: int = 128
-    gen_batch_size: int = 8
-    alpha: float = 1.0
-    beta: float | None = None  # None: 0.5, or 0 for sparse / no-grounding
+    env: str = arg("alfworld", "online and the probe: the environment", choices=ENV_NAMES)
+    estimator: str = arg("", "online: the frozen progress estimator folder (variants that need it)")
+    variant: str | None = arg(None, "online: the step-value variant (default progress); offline: taken from the "
+                              "data (if given, it must match)", choices=VARIANTS)  # fmt: skip
+    num_tasks: int | None = arg(None, "online: draw from the first N training tasks (default: all)")
+    task_types: str | None = arg(None, "online and the probe: comma-separated task types (default: all)")
+    task_ids: str | None = arg(
+        None, "online: a file with one training-task id per line; draw only from these"
+    )
+    exclude_task_ids: str | None = arg(
+        None, "online: a file with one training-task id per line; never draw these"
+    )
+    temperature: float | None = arg(None, "online only: sampling temperature of the fresh rollouts (default "
+                                    "0.7); offline PPO reads each rollout's temperature from the data")  # fmt: skip
+    max_steps: int | None = arg(None, "online: agent turns per episode (default: the environment's limit)")
+    max_new_tokens: int = arg(128, "online: tokens generated per turn")
+    gen_batch_size: int = arg(8, "online: episodes played together")
+    alpha: float = arg(1.0, "weight of the step value in the fused reward")
+    beta: float | None = arg(None, "weight of the grounding reward (default: the variant's, 0.5 or 0)")
     # PPO
-    iterations: int = 10
-    rollouts_per_iteration: int = 8
-    ppo_epochs: int = 2
-    minibatch_size: int = 2  # rollouts per forward pass
-    grad_accum: int = 2  # minibatches per optimizer step
-    lr: float = 1e-5
-    gamma: float = 0.99
-    lam: float = 0.95
-    gae_level: str = "token"  # token (public code, TRL) | turn (gamma and lambda once per agent turn)
-    clip: float = 0.2
-    value_clip: float = 0.2
-    vf_coef: float = 0.1
-    kl_coef: float = 0.3
-    kl_target: float | None = 6.0  # None: fixed coefficient
-    kl_horizon: int = 10000
-    whiten_advantages: bool = True
-    max_grad_norm: float = 1.0
-    step_weighting: str = "auto"  # auto | none | public-code (step t's reward x (T - t - 1))
-    max_length: int = 4096
-    lora_r: int = 8
-    lora_alpha: int = 16
-    dtype: str = "auto"  # auto (bf16 where the hardware has it) | bf16 | fp32: forward passes under autocast
-    icl_examples: int = 1  # in-context examples in the prompt: 1 (the paper's) | 0 (instruction + task)
-    seed: int = 0
-    save_every: int = 5
-    # learning curve: greedy play of a fixed set of training tasks every N updates (0: off)
-    probe_every: int = 0
-    probe_tasks: int = 16
-    probe_seed: int = 0
-    overwrite: bool = False
+    iterations: int = arg(10, "PPO updates")
+    rollouts_per_iteration: int = arg(
+        8, "rollouts per PPO update (offline: taken in turn from the data file)"
+    )
+    ppo_epochs: int = arg(2, "passes over each update's rollouts")
+    minibatch_size: int = arg(2, "rollouts per forward pass")
+    grad_accum: int = arg(2, "minibatches per optimizer step")
+    lr: float = arg(1e-5, "learning rate (0: frozen weights)")
+    gamma: float = arg(0.99, "GAE discount")
+    lam: float = arg(0.95, "GAE lambda")
+    gae_level: str = arg("token", "token: gamma and lambda per action token (the public code, TRL) | turn: per "
+                         "agent turn, the turn's tokens share its advantage (RAGEN's turn-level GAE)",
+                         choices=GAE_LEVELS)  # fmt: skip
+    clip: float = arg(0.2, "policy ratio clip")
+    value_clip: float = arg(0.2, "value clip")
+    vf_coef: float = arg(0.1, "value loss weight")
+    kl_coef: float = arg(0.3, "initial KL penalty coefficient")
+    kl_target: float | None = arg(6.0, "adaptive KL target; 'none' keeps --kl-coef fixed")
+    kl_horizon: int = arg(10000, "adaptive KL controller horizon")
+    whiten_advantages: bool = arg(True, "normalise advantages per update")
+    max_grad_norm: float = arg(1.0, "gradient clip norm")
+    step_weighting: str = arg("auto", "auto: public-code for the public-code variant's data, none (the paper) "
+                              "otherwise | none | public-code: multiply step t's reward by (T - t - 1)",
+                              choices=("auto", *STEP_WEIGHTINGS))  # fmt: skip
+    max_length: int = arg(4096, "tokens per rollout; longer ones are skipped")
+    lora_r: int = arg(8, "LoRA rank")
+    lora_alpha: int = arg(16, "LoRA alpha")
+    dtype: str = arg("auto", "compute dtype: auto (bf16 on a GPU or a CPU with bf16 instructions, else fp32) "
+                     "| bf16 | fp32", choices=DTYPE_CHOICES)  # fmt: skip
+    icl_examples: int = arg(1, "in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task); "
+                            "online rollouts are played with it, offline PPO data and a model folder "
+                            "(spa_rl.json) of the other setting are refused")  # fmt: skip
+    seed: int = arg(0, "seed of the rollout order, LoRA init and sampling")
+    save_every: int = arg(5, "write the checkpoint every N updates (a rerun resumes from it)")
+    probe_every: int = arg(0, "every N PPO updates (and before the first), play --probe-tasks training tasks "
+                           "greedily with the current policy and log their success to probe_log.jsonl: the "
+                           "learning curve (0: off; needs --env)")  # fmt: skip
+    probe_tasks: int = arg(16, "training tasks the probe plays (drawn with --probe-seed from --task-types / "
+                           "--task-ids)")  # fmt: skip
+    probe_seed: int = arg(0, "seed of the probe's task draw (the same for every PPO seed, so runs play the "
+                          "same games)")  # fmt: skip
+    overwrite: bool = arg(False, "remove the output folder's contents (adapter, checkpoint, logs) and train "
+                          "from the start; without it a rerun resumes or skips, and a folder written with "
+                          "other settings is refused")  # fmt: skip
 
     def __post_init__(self) -> None:
         # Every number and choice refused by its flag before a model is loaded: argparse lets 0, -1, nan
@@ -156,53 +177,8 @@ class PPOConfig:
         validate_icl_examples(self.icl_examples, "--icl-examples")
 
 
-HELP = {
-    "mode": "offline: fixed exploration rollouts; online: fresh rollouts each iteration",
-    "icl_examples": "in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task); online "
-    "rollouts are played with it, offline PPO data and a model folder (spa_rl.json) of the other "
-    "setting are refused",
-    "variant": "online: progress (default) | sparse | mean | random | no-progress | no-grounding; offline: "
-    "taken from the data (if given, it must match)",
-    "rollouts_per_iteration": "rollouts per PPO iteration (offline: taken in turn from the data file)",
-    "step_weighting": "auto: public-code for the public-code variant's data, none (the paper) otherwise | "
-    "none | public-code: multiply step t's reward by (T - t - 1)",
-    "dtype": "compute dtype: auto (bf16 on a GPU or a CPU with bf16 instructions, else fp32) | bf16 | fp32",
-    "gae_level": "token: gamma and lambda per action token (the public code, TRL) | turn: per agent turn, "
-    "the turn's tokens share its advantage (RAGEN's turn-level GAE)",
-    "temperature": "online only: sampling temperature of the fresh rollouts (default 0.7); offline PPO "
-    "reads each rollout's sampling temperature from the data",
-    "task_ids": "online: a file with one training-task id per line; draw only from these",
-    "exclude_task_ids": "online: a file with one training-task id per line; never draw these",
-    "overwrite": "remove the output folder's contents (adapter, checkpoint, logs) and train from the start; "
-    "without it a rerun resumes or skips, and a folder written with other settings is refused",
-    "probe_every": "every N PPO updates (and before the first), play --probe-tasks training tasks greedily "
-    "with the current policy and log their success to probe_log.jsonl: the learning curve (0: off; needs --env)",
-    "probe_tasks": "training tasks the probe plays (drawn with --probe-seed from --task-types / --task-ids)",
-    "probe_seed": "seed of the probe's task draw (the same for every PPO seed, so runs play the same games)",
-    "kl_target": "adaptive KL target; 'none' keeps kl_coef fixed",
-}
-
-
 def parse_args(argv: list[str] | None = None) -> PPOConfig:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(PPOConfig):
-        opt = flag(f.name)
-        if f.type == "bool":
-            ap.add_argument(opt, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default)
-            continue
-        base = str(f.type).split(" |")[0]
-        kind = {"int": int, "float": float}.get(base, str)
-        conv = (
-            (lambda k: lambda s: None if s.lower() == "none" else k(s))(kind)
-            if "None" in str(f.type)
-            else kind
-        )
-        ap.add_argument(
-            opt, type=conv, default=f.default, help=f"{HELP.get(f.name, '')} (default: {f.default})"
-        )
-    args = ap.parse_args(argv)
-    with exit_on_error():  # PPOConfig checks every number and choice
-        cfg = PPOConfig(**vars(args))
+    cfg = parse(PPOConfig, argv=argv, doc=__doc__)  # PPOConfig checks every number and choice
     if cfg.mode == "offline" and not cfg.data:
         raise SystemExit("--mode offline needs --data (a PPO data file from prm/fuse_rewards.py)")
     if cfg.mode == "offline" and cfg.temperature is not None:

@@ -54,7 +54,7 @@ else
 fi
 
 # --- data and models --------------------------------------------------------------------------
-"$PY" scripts/prepare_data.py --envs "${SPA_ENVS:-alfworld,virtualhome,webshop}"
+"$PY" tools/prepare_data.py --envs "${SPA_ENVS:-alfworld,virtualhome,webshop}"
 if [[ "${SPA_SKIP_MODELS:-0}" != "1" ]]; then
-  "$PY" scripts/prepare_models.py
+  "$PY" tools/prepare_models.py
 fi

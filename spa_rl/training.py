@@ -54,7 +54,7 @@ def labelled_positions_loss(
 
     The same value as ``model(**inputs, labels=labels).loss``: the output layer (about a fifth of a
     135M model's compute, 49k vocabulary) and the softmax then skip the prompt and observation tokens,
-    ~80% of an ALFWorld expert trajectory's tokens (scripts/bench_sft.py counts them)."""
+    ~80% of an ALFWorld expert trajectory's tokens (bench/bench_sft.py counts them)."""
     labels = inputs["labels"]
     keep = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)  # positions predicting a label
     out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=keep)

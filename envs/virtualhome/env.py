@@ -1,6 +1,6 @@
 """VirtualHome text environment: household programs on the evolving-graph simulator.
 
-Tasks come from ``data/virtualhome/tasks.json`` (built at set-up by ``scripts/prepare_data.py`` from the
+Tasks come from ``data/virtualhome/tasks.json`` (built at set-up by ``tools/prepare_data.py`` from the
 installed ``virtualhome-eval`` package; rules in ``data.py`` and ``goals.py``). The initial scene graph is
 read from the package at ``reset``. One English command per step (``actions.py``); the simulator runs
 the matching script line. A refused or unparsable command gets ``Nothing happens.`` and is not grounded.
@@ -39,7 +39,7 @@ def _task_file(path: str, mtime: float) -> dict:
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
         raise EnvError(
-            f"{path}: expected an object with a 'tasks' list; rebuild with scripts/prepare_data.py"
+            f"{path}: expected an object with a 'tasks' list; rebuild with tools/prepare_data.py"
         )
     return data
 

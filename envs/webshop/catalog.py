@@ -1,4 +1,4 @@
-"""The prepared WebShop data (``<data>/webshop``, written by ``scripts/prepare_data.py``): products,
+"""The prepared WebShop data (``<data>/webshop``, written by ``tools/prepare_data.py``): products,
 goals and their splits, and the search index over the products; loaded once per process."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise EnvError(
-            f"cannot read {path}: {e}; rerun scripts/prepare_data.py --envs webshop --force"
+            f"cannot read {path}: {e}; rerun tools/prepare_data.py --envs webshop --force"
         ) from e
 
 

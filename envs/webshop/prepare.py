@@ -1,4 +1,4 @@
-"""Build the prepared WebShop data from the raw public files (called by ``scripts/prepare_data.py``).
+"""Build the prepared WebShop data from the raw public files (called by ``tools/prepare_data.py``).
 
 Atomic (built in a temporary folder renamed into place) and idempotent (skipped while the ``.ready``
 stamp names the same BUILD_VERSION). About two seconds from the mirror.

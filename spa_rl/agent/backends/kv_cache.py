@@ -15,7 +15,7 @@ observation, the next turn's header) before generating.
 - Within a turn, ``preallocated_cache`` holds the batch's keys/values in buffers sized for the whole
   turn. transformers' default ``DynamicLayer`` appends each decoded token with ``torch.cat``, copying the
   whole cache every step: decoding at 30 episodes x 3,000 cached tokens was 3.8x slower on 2 CPU cores
-  (``scripts/bench_kv_cache.py``, results/README.md).
+  (``bench/bench_kv_cache.py``, results/README.md).
 """
 
 from __future__ import annotations
@@ -516,7 +516,7 @@ class FastDecoder:
 
     The logits differ from ``generate``'s by float rounding (another summation order in the products and the
     attention), as they already do between batch sizes; greedy tokens are checked equal in tests and in
-    ``scripts/bench_decode.py``."""
+    ``bench/bench_decode.py``."""
 
     def __init__(self, model, pack_weights: bool = True, use_kernel: bool = True):
         self.model = model

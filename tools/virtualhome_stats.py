@@ -1,7 +1,7 @@
 """VirtualHome task statistics and expert replay: tasks per split, dropped programs by reason, goal
 sources, and the expert's success over every task through the environment at the agent's step limit.
 
-    python scripts/virtualhome_stats.py [--max-steps 40] [--output results/virtualhome_stats.json]
+    python tools/virtualhome_stats.py [--max-steps 40] [--output results/virtualhome_stats.json]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Replay each task's expert action sequence in the environment and report the share won.
 
-python scripts/replay_experts.py --env alfworld --split train --num-tasks 200
+python tools/replay_experts.py --env alfworld --split train --num-tasks 200
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 Trainer's default) against ``labelled_positions_loss`` (logits only where an expert token follows),
 forward + backward on the same expert trajectories, alternating, in one run.
 
-    python scripts/bench_sft.py --data data/sft/alfworld_sft.json --task-types pick --trajectories 6
+    python bench/bench_sft.py --data data/sft/alfworld_sft.json --task-types pick --trajectories 6
 
 Printed per method: seconds, tokens/s, and the ratio; also the largest loss difference between the
 two (they compute the same loss).

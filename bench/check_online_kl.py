@@ -4,7 +4,7 @@ penalty's log-ratio sum (k1, what ``kl`` logs) and the k3 estimate (``kl_k3``) o
 with their means and standard errors. Unbiased scoring makes both estimate the same KL >= 0; k1 alone
 is noisy.
 
-    python scripts/check_online_kl.py --model runs/demo/alfworld/sft/model \\
+    python bench/check_online_kl.py --model runs/demo/alfworld/sft/model \\
         --adapter runs/demo/alfworld/ppo_online_progress/adapter --rollouts 16 --max-steps 4
 """
 

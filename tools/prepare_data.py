@@ -3,7 +3,7 @@
 Idempotent: an environment whose data folder carries a ``.ready`` stamp is skipped. Unpacking goes to a
 temporary folder that is renamed into place at the end, so a killed run never leaves half a data set.
 
-    python scripts/prepare_data.py --envs alfworld [--mirror DIR] [--force]
+    python tools/prepare_data.py --envs alfworld [--mirror DIR] [--force]
 """
 
 from __future__ import annotations

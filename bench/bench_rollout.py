@@ -1,8 +1,8 @@
 """Rollout speed benchmark: the same ALFWorld episodes (fixed games, greedy, a fixed number of steps)
 through several generation paths, in one run, with ratios.
 
-    python scripts/bench_rollout.py --model models/smollm2-135m-instruct --episodes 8 --steps 6
-    python scripts/bench_rollout.py ... --api-base http://127.0.0.1:8000/v1 --api-model smollm2
+    python bench/bench_rollout.py --model models/smollm2-135m-instruct --episodes 8 --steps 6
+    python bench/bench_rollout.py ... --api-base http://127.0.0.1:8000/v1 --api-model smollm2
 
 Paths: hf-sequential (one episode at a time, no cache), hf-batched (all episodes per generate call, no
 cache), hf-batched-cache (batched, key/value cache kept across turns), hf-batched-cache-rowwise (the

@@ -1,6 +1,6 @@
 """Decode-step benchmark of the hf backend against the machine's memory-traffic bound.
 
-    python scripts/bench_decode.py --shapes 8x1500,32x1500,8x3000 --dtypes float32,bfloat16 \
+    python bench/bench_decode.py --shapes 8x1500,32x1500,8x3000 --dtypes float32,bfloat16 \
         --output results/bench_decode.json
 
 A decode step reads every weight and every cached key/value once, so on a CPU its time is bounded below by

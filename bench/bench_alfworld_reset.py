@@ -2,7 +2,7 @@
 exploration's several rollouts per task or several models on the same test games do), with the
 memoised PDDL -> SAS translation (envs/alfworld/env.py) and without it, alternating, in one run.
 
-    python scripts/bench_alfworld_reset.py --games 8 --repeats 2
+    python bench/bench_alfworld_reset.py --games 8 --repeats 2
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """WebShop engine figures: the expert's reward, success and steps per split, and engine latency.
 
-    python scripts/bench_webshop.py [--train-sample 500] [--seed 0] [--output results/webshop_expert_bench.json]
+    python bench/bench_webshop.py [--train-sample 500] [--seed 0] [--output results/webshop_expert_bench.json]
 
 The expert plays every test goal, every human goal and ``--train-sample`` train goals drawn at random
 (seeded) through the agent-facing environment (``make_env("webshop")``). Latency: the time of one

@@ -6,13 +6,13 @@ every prompt) against the faster settings, alternating, in one run, with ratios:
 - PPO: seconds per rollout of one PPO update (scoring, reference, GAE, one epoch of minibatch-1 steps);
 - rollouts: episodes/min of greedy ALFWorld episodes on the demo's shape (8 episodes, fixed steps).
 
-    python scripts/bench_speed.py                                  # everything, fp32 vs bf16
-    python scripts/bench_speed.py --parts sft,ppo --trajectories 4 --output results/bench_speed.json
+    python bench/bench_speed.py                                  # everything, fp32 vs bf16
+    python bench/bench_speed.py --parts sft,ppo --trajectories 4 --output results/bench_speed.json
 
 Settings compared (``--settings``): ``fp32`` (today's default), ``bf16`` (bf16 autocast for training,
 bf16 weights for generation: the default where the CPU has bf16 instructions), and, where the prompt
 builder offers it, ``bf16-icl0`` (bf16 and the prompt without the in-context example, for the stages of
-trained agents). Decode ms/step against the memory-traffic bound: scripts/bench_decode.py.
+trained agents). Decode ms/step against the memory-traffic bound: bench/bench_decode.py.
 """
 
 from __future__ import annotations
