@@ -7,16 +7,25 @@ memoised PDDL -> SAS translation (envs/alfworld/env.py) and without it, alternat
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs import load_tasks, make_env  # noqa: E402
 from envs.alfworld.env import TRANSLATIONS  # noqa: E402
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
+
+
+@dataclass
+class ResetBenchConfig:
+    split: str = arg("unseen", "ALFWorld split the games come from")
+    games: int = arg(8, "first N games of the split (each reset twice per pass)")
+    repeats: int = arg(2, "passes per setting, alternating their order")
+    output: Path | None = arg(None, "also write the timings to this JSON file")
 
 
 def one_pass(tasks, memoised: bool) -> tuple[float, list[str]]:
@@ -30,18 +39,13 @@ def one_pass(tasks, memoised: bool) -> tuple[float, list[str]]:
     return seconds, observations
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", default="unseen")
-    ap.add_argument("--games", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--output", type=Path, default=None)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(ResetBenchConfig, argv=argv, doc=__doc__)
 
-    tasks = load_tasks("alfworld", args.split, limit=args.games)
+    tasks = load_tasks("alfworld", cfg.split, limit=cfg.games)
     secs: dict[str, list[float]] = {"translate_every_time": [], "memoised": []}
     same = True
-    for rep in range(args.repeats):
+    for rep in range(cfg.repeats):
         order = [False, True] if rep % 2 == 0 else [True, False]
         obs = {}
         for memoised in order:
@@ -54,9 +58,9 @@ def main() -> None:
         print(f"{k:<22} {v:6.1f} s for {n} resets ({v / n:.2f} s each)")
     speedup = best["translate_every_time"] / best["memoised"]
     print(f"speedup {speedup:.2f}x; same first observations: {same}")
-    if args.output:
+    if cfg.output:
         write_json_atomic(
-            args.output,
+            cfg.output,
             {
                 "command": command_line(),
                 "host": {"machine": platform.machine()},

@@ -1,6 +1,6 @@
 """Decode-step benchmark of the hf backend against the machine's memory-traffic bound.
 
-    python bench/bench_decode.py --shapes 8x1500,32x1500,8x3000 --dtypes float32,bfloat16 \
+    python bench/bench_decode.py --shapes 8x1500,32x1500,8x3000 --dtypes float32,bfloat16 \\
         --output results/bench_decode.json
 
 A decode step reads every weight and every cached key/value once, so on a CPU its time is bounded below by
@@ -19,11 +19,11 @@ bf16, where rounding differs, also how many of them agree with fp32's when fp32 
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,6 +32,19 @@ from transformers import AutoModelForCausalLM, StoppingCriteria, StoppingCriteri
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spa_rl.agent.backends.kv_cache import FastDecoder, attention_kernel, preallocated_cache  # noqa: E402
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
+
+
+@dataclass
+class DecodeBenchConfig:
+    model: str = arg("models/smollm2-135m-instruct", "model folder (Hugging Face format)")
+    shapes: str = arg("8x1500,32x1500,8x3000", "comma-separated BATCHxCACHED_TOKENS")
+    dtypes: str = arg("float32,bfloat16", "comma-separated torch dtypes to load the model in")
+    prompt_tokens: int = arg(16, "new prompt tokens run through the model after the cache")
+    new_tokens: int = arg(12, "tokens generated per call (steps: one fewer)")
+    repeats: int = arg(2, "calls per path, alternating their order")
+    threads: int | None = arg(None, "torch threads (default: torch's)")
+    output: Path | None = arg(None, "also write the figures to this JSON file")
 
 
 def read_bandwidth(gib: float = 1.0, repeats: int = 7) -> float:
@@ -111,53 +124,44 @@ def kv_bytes(model, batch: int, positions: float) -> float:
     return batch * positions * per_position
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/smollm2-135m-instruct")
-    ap.add_argument("--shapes", default="8x1500,32x1500,8x3000", help="comma-separated BATCHxCACHED_TOKENS")
-    ap.add_argument("--dtypes", default="float32,bfloat16")
-    ap.add_argument("--prompt-tokens", type=int, default=16)
-    ap.add_argument("--new-tokens", type=int, default=12, help="tokens generated per call (steps: one fewer)")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--output", type=Path, default=None)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(DecodeBenchConfig, argv=argv, doc=__doc__)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
     bandwidth = [read_bandwidth()]
     print(f"memory read bandwidth: {bandwidth[0]:.1f} GB/s ({torch.get_num_threads()} threads)", flush=True)
     kernel = attention_kernel() is not None
     print(f"attention kernel compiled: {kernel}", flush=True)
-    shapes = [tuple(int(x) for x in s.lower().split("x")) for s in args.shapes.split(",")]
+    shapes = [tuple(int(x) for x in s.lower().split("x")) for s in cfg.shapes.split(",")]
     rows = []
     fp32_tokens: dict[tuple[int, int], list] = {}
-    for dtype_name in args.dtypes.split(","):
+    for dtype_name in cfg.dtypes.split(","):
         dtype = getattr(torch, dtype_name)
-        model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).eval()
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).eval()
         decoder = FastDecoder(model)
         decoder._weights()  # pack once, outside the timings (the backend keeps them across calls)
         for batch, cached in shapes:
             gen = torch.Generator().manual_seed(batch * 100_000 + cached)
-            capacity = cached + args.prompt_tokens + args.new_tokens
+            capacity = cached + cfg.prompt_tokens + cfg.new_tokens
             buffers = random_cache(model, batch, cached, capacity, seed=cached)
-            mask = torch.ones((batch, cached + args.prompt_tokens), dtype=torch.long)
+            mask = torch.ones((batch, cached + cfg.prompt_tokens), dtype=torch.long)
             mask[: batch // 2, : cached // 5] = 0  # half the rows shorter: left padding, as in a real batch
-            prompt = torch.randint(0, 1000, (batch, args.prompt_tokens), generator=gen)
+            prompt = torch.randint(0, 1000, (batch, cfg.prompt_tokens), generator=gen)
             secs: dict[str, list[float]] = {"generate": [], "fast": []}
             tokens: dict[str, list] = {}
             same = True
-            for rep in range(args.repeats):
+            for rep in range(cfg.repeats):
                 order = ["generate", "fast"] if rep % 2 == 0 else ["fast", "generate"]
                 for path in order:
                     steps, tokens[path] = run_path(
-                        path, model, decoder, buffers, cached, prompt, mask, args.new_tokens
+                        path, model, decoder, buffers, cached, prompt, mask, cfg.new_tokens
                     )
                     secs[path].append(statistics.median(steps))
                 same &= tokens["generate"] == tokens["fast"]
             del buffers
             # Decode step i (1 .. new_tokens - 1) attends to cached + prompt + i positions (holes included).
-            positions = cached + args.prompt_tokens + args.new_tokens / 2
+            positions = cached + cfg.prompt_tokens + cfg.new_tokens / 2
             rows.append(
                 {
                     "dtype": dtype_name,
@@ -201,9 +205,9 @@ def main() -> None:
             f"{r['best_ms']['fast']:>8.1f} {r['ratio_to_bound']['fast']:>7.2f}x {r['speedup']:>7.2f}x "
             f"{str(r['same_tokens']):>5}"
         )
-    if args.output:
+    if cfg.output:
         write_json_atomic(
-            args.output,
+            cfg.output,
             {
                 "command": command_line(),
                 "host": {
@@ -216,8 +220,8 @@ def main() -> None:
                 },
                 "read_bandwidth_gb_s": [round(b, 2) for b in bandwidth],
                 "attention_kernel": kernel,
-                "prompt_tokens": args.prompt_tokens,
-                "new_tokens": args.new_tokens,
+                "prompt_tokens": cfg.prompt_tokens,
+                "new_tokens": cfg.new_tokens,
                 "rows": rows,
             },
         )

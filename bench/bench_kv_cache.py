@@ -11,10 +11,10 @@ times. Printed: seconds per call for each cache, the ratio, and whether the gene
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,6 +23,16 @@ from transformers import AutoModelForCausalLM, DynamicCache
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spa_rl.agent.backends.kv_cache import preallocated_cache  # noqa: E402
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
+
+
+@dataclass
+class KVCacheBenchConfig:
+    model: str = arg("models/smollm2-135m-instruct", "model folder (Hugging Face format)")
+    shapes: str = arg("8x1500,30x3000", "comma-separated BATCHxCACHED_TOKENS")
+    new_tokens: int = arg(60, "tokens decoded per call")
+    repeats: int = arg(1, "calls per cache, alternating their order")
+    output: Path | None = arg(None, "also write the figures to this JSON file")
 
 
 def one_call(model, kind: str, batch: int, cached: int, new_tokens: int, seed: int) -> tuple[float, list]:
@@ -55,33 +65,27 @@ def one_call(model, kind: str, batch: int, cached: int, new_tokens: int, seed: i
     return time.perf_counter() - t0, out[:, 60:].tolist()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/smollm2-135m-instruct")
-    ap.add_argument("--shapes", default="8x1500,30x3000", help="comma-separated BATCHxCACHED_TOKENS")
-    ap.add_argument("--new-tokens", type=int, default=60)
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--output", type=Path, default=None)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(KVCacheBenchConfig, argv=argv, doc=__doc__)
 
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32).eval()
     rows = []
-    for shape in args.shapes.split(","):
+    for shape in cfg.shapes.split(","):
         batch, cached = (int(x) for x in shape.lower().split("x"))
         secs: dict[str, list[float]] = {"concat": [], "preallocated": []}
         same = True
-        for rep in range(args.repeats):
+        for rep in range(cfg.repeats):
             order = ["concat", "preallocated"] if rep % 2 == 0 else ["preallocated", "concat"]
             tokens = {}
             for kind in order:
-                s, tokens[kind] = one_call(model, kind, batch, cached, args.new_tokens, seed=rep)
+                s, tokens[kind] = one_call(model, kind, batch, cached, cfg.new_tokens, seed=rep)
                 secs[kind].append(round(s, 2))
             same &= tokens["concat"] == tokens["preallocated"]
         best = {k: min(v) for k, v in secs.items()}
         row = {
             "batch": batch,
             "cached_tokens": cached,
-            "new_tokens": args.new_tokens,
+            "new_tokens": cfg.new_tokens,
             "seconds_concat": secs["concat"],
             "seconds_preallocated": secs["preallocated"],
             "speedup": round(best["concat"] / best["preallocated"], 2),
@@ -93,9 +97,9 @@ def main() -> None:
             f"{best['preallocated']:.1f} s -> {row['speedup']:.2f}x, same tokens: {same}",
             flush=True,
         )
-    if args.output:
+    if cfg.output:
         write_json_atomic(
-            args.output,
+            cfg.output,
             {
                 "command": command_line(),
                 "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},

@@ -16,12 +16,12 @@ episodes/min to hf-batched.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,13 +33,31 @@ from spa_rl.agent.backends.hf import HFPolicy  # noqa: E402
 from spa_rl.agent.backends.openai_api import OpenAIPolicy  # noqa: E402
 from spa_rl.agent.runner import RolloutConfig, run_rollouts  # noqa: E402
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
 
 
-def run_path(name, policy, tasks, batch_size, args) -> dict:
+@dataclass
+class RolloutBenchConfig:
+    model: str = arg("models/smollm2-135m-instruct", "model folder (Hugging Face format)")
+    split: str = arg("unseen", "ALFWorld split the games come from")
+    episodes: int = arg(8, "first N games of the split")
+    steps: int = arg(6, "steps per episode (fixed; games are rarely won)")
+    max_new_tokens: int = arg(64, "tokens generated per turn")
+    paths: str = arg("hf-sequential,hf-batched,hf-batched-cache,openai", "comma-separated generation paths "
+                     "(see above); a path may repeat")  # fmt: skip
+    device: str | None = arg(None, "hf paths: torch device (default: cuda if available, else cpu)")
+    dtype: str | None = arg(None, "hf paths: weight dtype, auto | bf16 | fp32 (default: auto, bf16 where the "
+                            "hardware has it)")  # fmt: skip
+    api_base: str | None = arg(None, "OpenAI-compatible endpoint for the openai path")
+    api_model: str | None = arg(None, "model name the server knows (default: --model)")
+    output: Path | None = arg(None, "write the table as JSON here")
+
+
+def run_path(name, policy, tasks, batch_size, bench: RolloutBenchConfig) -> dict:
     cfg = RolloutConfig(
         batch_size=batch_size,
-        max_steps=args.steps,
-        generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.0),
+        max_steps=bench.steps,
+        generation=GenerationConfig(max_new_tokens=bench.max_new_tokens, temperature=0.0),
     )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -59,44 +77,32 @@ def run_path(name, policy, tasks, batch_size, args) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/smollm2-135m-instruct")
-    ap.add_argument("--split", default="unseen")
-    ap.add_argument("--episodes", type=int, default=8, help="first N games of the split")
-    ap.add_argument("--steps", type=int, default=6, help="steps per episode (fixed; games are rarely won)")
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--paths", default="hf-sequential,hf-batched,hf-batched-cache,openai")
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--dtype", default=None)
-    ap.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint for the openai path")
-    ap.add_argument("--api-model", default=None, help="model name the server knows (default: --model)")
-    ap.add_argument("--output", type=Path, default=None, help="write the table as JSON here")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(RolloutBenchConfig, argv=argv, doc=__doc__)
 
-    tasks = load_tasks("alfworld", args.split, limit=args.episodes)
-    wanted = [p.strip() for p in args.paths.split(",")]
+    tasks = load_tasks("alfworld", cfg.split, limit=cfg.episodes)
+    wanted = [p.strip() for p in cfg.paths.split(",")]
     rows = []
     for path in wanted:
         if path == "openai":
-            if not args.api_base:
+            if not cfg.api_base:
                 print("openai: skipped (no --api-base)")
                 continue
-            policy = OpenAIPolicy(args.api_base, args.api_model or args.model, concurrency=len(tasks))
-            rows.append(run_path(path, policy, tasks, len(tasks), args))
+            policy = OpenAIPolicy(cfg.api_base, cfg.api_model or cfg.model, concurrency=len(tasks))
+            rows.append(run_path(path, policy, tasks, len(tasks), cfg))
         else:
             cache = path.startswith("hf-batched-cache")
             batch = 1 if path == "hf-sequential" else len(tasks)
             policy = HFPolicy(
-                args.model,
-                device=args.device,
-                dtype=args.dtype,
+                cfg.model,
+                device=cfg.device,
+                dtype=cfg.dtype,
                 batch_size=batch,
                 kv_cache=cache,
                 prefill_shared=path != "hf-batched-cache-rowwise",
                 preallocate=path != "hf-batched-cache-concat",
             )
-            rows.append(run_path(path, policy, tasks, batch, args))
+            rows.append(run_path(path, policy, tasks, batch, cfg))
             del policy
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "replies"}), flush=True)
 
@@ -112,9 +118,9 @@ def main() -> None:
     hf_rows = [r for r in rows if r["path"].startswith("hf")]
     same = all(r["replies"] == hf_rows[0]["replies"] for r in hf_rows)
     print(f"\nhf paths produced identical greedy replies: {same}")
-    if args.output:
+    if cfg.output:
         write_json_atomic(
-            args.output,
+            cfg.output,
             {
                 "command": command_line(),
                 "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},

@@ -10,10 +10,10 @@ two (they compute the same loss).
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,41 +23,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sft.train import ExpertDataset  # noqa: E402
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
 from spa_rl.agent.sharegpt import read_sharegpt  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
 from spa_rl.models.loading import load_tokenizer  # noqa: E402
 from spa_rl.training import CausalLMCollator, labelled_positions_loss  # noqa: E402
+
+
+@dataclass
+class SFTBenchConfig:
+    data: str = arg("data/sft/alfworld_sft.json", "ShareGPT expert file (sft/build_expert_data.py)")
+    model: str = arg("models/smollm2-135m-instruct", "model folder (Hugging Face format)")
+    task_types: str = arg("pick", "comma-separated; empty = all")
+    trajectories: int = arg(6, "first N expert trajectories (of those task types)")
+    repeats: int = arg(2, "passes per method, alternating their order")
+    output: Path | None = arg(None, "also write the figures to this JSON file")
 
 
 def full_loss(model, batch):
     return model(**batch).loss
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="data/sft/alfworld_sft.json")
-    ap.add_argument("--model", default="models/smollm2-135m-instruct")
-    ap.add_argument("--task-types", default="pick", help="comma-separated; empty = all")
-    ap.add_argument("--trajectories", type=int, default=6)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--output", type=Path, default=None)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(SFTBenchConfig, argv=argv, doc=__doc__)
 
-    tok = load_tokenizer(args.model)
-    records = read_sharegpt(args.data)
-    if args.task_types:
-        wanted = set(args.task_types.split(","))
+    tok = load_tokenizer(cfg.model)
+    records = read_sharegpt(cfg.data)
+    if cfg.task_types:
+        wanted = set(cfg.task_types.split(","))
         records = [r for r in records if r.get("task_type") in wanted]
-    data = ExpertDataset(records[: args.trajectories], tok, max_length=4096, train_on_context=False)
+    data = ExpertDataset(records[: cfg.trajectories], tok, max_length=4096, train_on_context=False)
     collate = CausalLMCollator(tok.pad_token_id)
     batches = [collate([data[i]]) for i in range(len(data))]
     n_tokens = data.n_tokens()
     labelled = sum(int((b["labels"] != -100).sum()) for b in batches)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     model.train()
 
     methods = {"all_positions": full_loss, "labelled_positions": labelled_positions_loss}
     secs: dict[str, list[float]] = {m: [] for m in methods}
     losses: dict[str, list[float]] = {m: [] for m in methods}
-    for rep in range(args.repeats):
+    for rep in range(cfg.repeats):
         order = list(methods) if rep % 2 == 0 else list(reversed(methods))
         for name in order:
             t0 = time.perf_counter()
@@ -76,9 +80,9 @@ def main() -> None:
         f"{len(batches)} trajectories, {n_tokens} tokens ({labelled} labelled); speedup {speedup:.2f}x; "
         f"largest loss difference {diff:.2e}"
     )
-    if args.output:
+    if cfg.output:
         write_json_atomic(
-            args.output,
+            cfg.output,
             {
                 "command": command_line(),
                 "host": {"machine": platform.machine(), "threads": torch.get_num_threads()},

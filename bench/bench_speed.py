@@ -17,12 +17,12 @@ trained agents). Decode ms/step against the memory-traffic bound: bench/bench_de
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import platform
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,12 +36,26 @@ from spa_rl.agent.chat import render_chat  # noqa: E402
 from spa_rl.agent.experts import expert_messages  # noqa: E402
 from spa_rl.agent.runner import RolloutConfig, run_rollouts  # noqa: E402
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
 from spa_rl.models.precision import autocast, cpu_has_bf16  # noqa: E402
 from spa_rl.rl.policy_value import PolicyWithValue  # noqa: E402
 from spa_rl.rl.ppo import KLController, to_sample  # noqa: E402
 from spa_rl.training import IGNORE_INDEX, labelled_positions_loss  # noqa: E402
 
 SETTINGS = {"fp32": (torch.float32, 1), "bf16": (torch.bfloat16, 1), "bf16-icl0": (torch.bfloat16, 0)}
+
+
+@dataclass
+class SpeedBenchConfig:
+    model: str = arg("models/smollm2-135m-instruct", "model folder (Hugging Face format)")
+    parts: str = arg("sft,estimator,ppo,rollouts", "comma-separated stages to time")
+    settings: str | None = arg(None, "comma-separated among fp32, bf16, bf16-icl0 (default: all that apply "
+                               "here)")  # fmt: skip
+    trajectories: int = arg(4, "expert trajectories for SFT / estimator / PPO")
+    episodes: int = arg(8, "rollout episodes played together")
+    steps: int = arg(4, "steps per rollout episode")
+    repeats: int = arg(2, "runs per part and setting (the best counts)")
+    output: Path | None = arg(None, "also write the figures to this JSON file")
 
 
 def supports_icl0() -> bool:
@@ -163,46 +177,34 @@ def bench_rollouts(model_path, tok, dtype, icl, episodes, steps, repeats) -> dic
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/smollm2-135m-instruct")
-    ap.add_argument("--parts", default="sft,estimator,ppo,rollouts")
-    ap.add_argument("--settings", default=None, help="comma-separated among fp32, bf16, bf16-icl0 (default: all "
-                    "that apply here)")  # fmt: skip
-    ap.add_argument(
-        "--trajectories", type=int, default=4, help="expert trajectories for SFT / estimator / PPO"
-    )
-    ap.add_argument("--episodes", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=4, help="steps per rollout episode")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--output", type=Path, default=None)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(SpeedBenchConfig, argv=argv, doc=__doc__)
 
     settings = (
-        args.settings.split(",") if args.settings else ["fp32", "bf16"] + (["bf16-icl0"] * supports_icl0())
+        cfg.settings.split(",") if cfg.settings else ["fp32", "bf16"] + (["bf16-icl0"] * supports_icl0())
     )
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise SystemExit(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
     if "bf16-icl0" in settings and not supports_icl0():
         raise SystemExit("bf16-icl0: this tree's prompt builder has no icl_examples setting")
-    tok = load_tokenizer(args.model)
-    parts = args.parts.split(",")
+    tok = load_tokenizer(cfg.model)
+    parts = cfg.parts.split(",")
     results: dict[str, dict[str, dict]] = {p: {} for p in parts}
-    convs = {icl: conversations(args.trajectories, icl) for icl in {SETTINGS[s][1] for s in settings}}
+    convs = {icl: conversations(cfg.trajectories, icl) for icl in {SETTINGS[s][1] for s in settings}}
     print(f"cpu bf16 instructions: {cpu_has_bf16()}; torch threads {torch.get_num_threads()}")
     for part in parts:
         # Alternate the order of the settings between parts so that drift on a shared machine evens out.
         for name in settings if parts.index(part) % 2 == 0 else list(reversed(settings)):
             dtype, icl = SETTINGS[name]
             if part == "sft":
-                r = bench_sft(args.model, tok, convs[icl], dtype, args.repeats)
+                r = bench_sft(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "estimator":
-                r = bench_estimator(args.model, tok, convs[icl], dtype, args.repeats)
+                r = bench_estimator(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "ppo":
-                r = bench_ppo(args.model, tok, convs[icl], dtype, args.repeats)
+                r = bench_ppo(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "rollouts":
-                r = bench_rollouts(args.model, tok, dtype, icl, args.episodes, args.steps, args.repeats)
+                r = bench_rollouts(cfg.model, tok, dtype, icl, cfg.episodes, cfg.steps, cfg.repeats)
             else:
                 raise SystemExit(f"unknown part {part!r}")
             results[part][name] = r
@@ -217,10 +219,10 @@ def main() -> None:
                 x = r[key[part]] / base
                 ratios[f"{part}/{name}"] = round(1 / x if part == "ppo" else x, 2)
     print("speed-ups over fp32 with the example (higher is faster):", ratios)
-    if args.output:
-        write_json_atomic(args.output, {"command": command_line(), "host": {"machine": platform.machine(),
+    if cfg.output:
+        write_json_atomic(cfg.output, {"command": command_line(), "host": {"machine": platform.machine(),
                           "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16()},
-                          "args": vars(args) | {"output": str(args.output)}, "results": results,
+                          "args": asdict(cfg) | {"output": str(cfg.output)}, "results": results,
                           "speedups_over_fp32": ratios})  # fmt: skip
 
 

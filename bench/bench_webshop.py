@@ -11,13 +11,13 @@ the goal's own product bought with the goal's options, over all 6,910 generated 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,6 +25,14 @@ from envs import load_tasks, make_env  # noqa: E402
 from envs.webshop.expert import expert_actions, search_query  # noqa: E402
 from envs.webshop.goals import generated_goals  # noqa: E402
 from envs.webshop.reward import compute_reward  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
+
+
+@dataclass
+class WebShopBenchConfig:
+    train_sample: int = arg(500, "train goals the expert plays, drawn at random")
+    seed: int = arg(0, "seed of the train-goal draw")
+    output: Path | None = arg(None, "also write the figures to this JSON file")
 
 
 def _ms(xs: list[float]) -> dict[str, float]:
@@ -86,18 +94,14 @@ def play_expert(tasks, step_times: dict[str, list[float]]) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train-sample", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--output", type=Path, default=None, help="also write the figures to this JSON file")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(WebShopBenchConfig, argv=argv, doc=__doc__)
 
     t0 = time.perf_counter()
     test = load_tasks("webshop", "test")
     load_s = time.perf_counter() - t0
     train_all = load_tasks("webshop", "train")
-    train = random.Random(args.seed).sample(train_all, min(args.train_sample, len(train_all)))
+    train = random.Random(cfg.seed).sample(train_all, min(cfg.train_sample, len(train_all)))
     human = load_tasks("webshop", "human")
 
     warm: dict[str, list[float]] = {"search": [], "click": [], "buy": []}
@@ -109,7 +113,7 @@ def main() -> None:
     figures = {
         "expert": {
             "test": play_expert(test, step_times),
-            f"train_random_{len(train)}_seed{args.seed}": play_expert(train, step_times),
+            f"train_random_{len(train)}_seed{cfg.seed}": play_expert(train, step_times),
             "human": play_expert(human, step_times),
         }
     }
@@ -139,9 +143,9 @@ def main() -> None:
     }
     text = json.dumps(figures, indent=1)
     print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    if cfg.output:
+        cfg.output.parent.mkdir(parents=True, exist_ok=True)
+        cfg.output.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,16 @@ Writes ``<run>/report/{report.md,curves.png,trajectories_*.html}``.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from envs import ENVS
 from spa_rl.agent.schema import read_records, write_text_atomic
+from spa_rl.cli import arg, parse
 from spa_rl.rewards import REPORT_LABELS
+from spa_rl.validate import non_negative_int
 
 ROW_NAMES = REPORT_LABELS
 ORDER = list(ROW_NAMES)
@@ -223,12 +225,18 @@ def trajectory_page(title: str, records, values=None, fused=None, limit: int = 5
     return "".join(parts)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--max-trajectories", type=int, default=50, help="per HTML page")
-    args = ap.parse_args()
-    run = Path(args.run_dir)
+@dataclass
+class ReportConfig:
+    run_dir: str = arg(help="the run folder (scripts/run_pipeline.sh's RUN_DIR)")
+    max_trajectories: int = arg(50, "trajectories per HTML page")
+
+    def __post_init__(self) -> None:
+        non_negative_int("--max-trajectories", self.max_trajectories)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(ReportConfig, argv=argv, doc=__doc__)
+    run = Path(cfg.run_dir)
     out = run / "report"
     out.mkdir(parents=True, exist_ok=True)
     results = collect(run)
@@ -287,7 +295,7 @@ def main() -> None:
         write_text_atomic(
             page,
             trajectory_page(
-                f"Exploration rollouts ({run})", read_records(expl), values, fused, args.max_trajectories
+                f"Exploration rollouts ({run})", read_records(expl), values, fused, cfg.max_trajectories
             ),
         )
         pages.append(page)
@@ -296,7 +304,7 @@ def main() -> None:
         write_text_atomic(
             page,
             trajectory_page(
-                f"Evaluation {ep.parent.name} ({run})", read_records(ep), limit=args.max_trajectories
+                f"Evaluation {ep.parent.name} ({run})", read_records(ep), limit=cfg.max_trajectories
             ),
         )
         pages.append(page)

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Evaluate MODEL on the splits in EVAL_SPLITS of one environment; writes
 # ${EVAL_DIR:-$RUN_DIR/eval}_<split>/{episodes.jsonl,summary.json} (a rerun resumes).
-#   bash eval/run_eval.sh alfworld       (or eval/<env>.sh)
-# The split "heldout" is HELDOUT_TASKS training games (of EVAL_TASK_TYPES) drawn with HELDOUT_SEED from
-# those not listed in HELDOUT_EXCLUDE (default: the SFT model's task_ids.txt, the games it was trained on):
-# games no stage has touched when exploration and online PPO draw from the SFT games (EXPLORE_TASK_IDS).
+#   PROFILE=demo bash eval/run_eval.sh alfworld                      (the pipeline's SFT model)
+#   MODEL=runs/gpu/webshop/ppo_offline_progress/merged PROFILE=gpu bash eval/run_eval.sh webshop
+# With HELDOUT_TASKS > 0 the split "heldout" follows EVAL_SPLITS: HELDOUT_TASKS training games (of
+# EVAL_TASK_TYPES) drawn with HELDOUT_SEED from those not listed in HELDOUT_EXCLUDE (default: the SFT
+# model's task_ids.txt, the games it was trained on): games no stage has touched when exploration and
+# online PPO draw from the SFT games (EXPLORE_TASK_IDS).
 set -euo pipefail
 ENV_NAME="${1:?usage: run_eval.sh ENV [spa_rl.agent.evaluate flags]}"; shift
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 load_config "$ENV_NAME"
 : "${EVAL_DIR:=$RUN_DIR/eval}"
-for split in $EVAL_SPLITS; do
+splits="$EVAL_SPLITS"; (( HELDOUT_TASKS > 0 )) && splits+=" heldout"
+for split in $splits; do
   real="$split"; [[ "$split" == heldout ]] && real=train
   args=(--env "$ENV_NAME" --split "$real" --model "$MODEL" --backend "$BACKEND"
         --temperature "$TEMPERATURE" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS"
@@ -18,14 +21,14 @@ for split in $EVAL_SPLITS; do
   if [[ "$split" == heldout ]]; then
     exclude="${HELDOUT_EXCLUDE:-$RUN_DIR/sft/model/task_ids.txt}"
     [[ -f "$exclude" ]] || { echo "[eval] heldout: no task-id file $exclude (HELDOUT_EXCLUDE)" >&2; exit 2; }
-    args+=(--exclude-task-ids "$exclude" --num-tasks "${HELDOUT_TASKS:?set HELDOUT_TASKS for the heldout split}"
-           --task-sample random --task-seed "${HELDOUT_SEED:-0}")
-  elif [[ -n "${NUM_TASKS:-}" ]]; then
+    args+=(--exclude-task-ids "$exclude" --num-tasks "$HELDOUT_TASKS"
+           --task-sample random --task-seed "$HELDOUT_SEED")
+  elif [[ -n "$NUM_TASKS" ]]; then
     args+=(--num-tasks "$NUM_TASKS")
   fi
-  [[ -n "${EVAL_TASK_TYPES:-}" ]] && args+=(--task-types "$EVAL_TASK_TYPES")
-  [[ -n "${API_BASE:-}" ]] && args+=(--api-base "$API_BASE")
-  [[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
+  [[ -n "$EVAL_TASK_TYPES" ]] && args+=(--task-types "$EVAL_TASK_TYPES")
+  [[ -n "$API_BASE" ]] && args+=(--api-base "$API_BASE")
+  [[ -n "$DTYPE" ]] && args+=(--dtype "$DTYPE")
   echo "[eval] $ENV_NAME/$split: $MODEL (profile $PROFILE)"
   "$PY" -m spa_rl.agent.evaluate "${args[@]}" "$@"
 done

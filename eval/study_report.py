@@ -11,7 +11,6 @@ Reads ``<run>/eval/<tag>_<split>/{summary.json,episodes.jsonl}`` where ``tag`` i
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import defaultdict
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spa_rl.agent.schema import command_line, read_records, write_json_atomic, write_text_atomic
+from spa_rl.cli import arg, parse
 from spa_rl.rewards import REPORT_LABELS
 from spa_rl.stats import mcnemar_exact, paired_bootstrap, wilson
 
@@ -248,14 +248,17 @@ def curves(runs: list[Path], out: Path) -> Path | None:
     return path
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", action="append", required=True, help="a run folder (repeat for several)")
-    ap.add_argument("--output", required=True, help="folder for study.md, study.json, curves.png")
-    args = ap.parse_args()
-    out = Path(args.output)
+@dataclass
+class StudyConfig:
+    run_dir: list[str] = arg(help="run folder(s): --run-dir A --run-dir B, or --run-dir A B", repeat=True)
+    output: str = arg(help="folder for study.md, study.json, curves.png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(StudyConfig, argv=argv, doc=__doc__)
+    out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [Path(r) for r in args.run_dir]
+    runs = [Path(r) for r in cfg.run_dir]
     report, parts = {"command": command_line(), "runs": {}}, []
     for run in runs:
         data = collect(run)

@@ -8,7 +8,6 @@ Defaults follow the paper: the train split, temperature 0.7; tasks drawn at rand
 the split is ordered by task type. Every evaluation flag works (see --help).
 """
 
-import sys
 from pathlib import Path
 
 from spa_rl.agent.evaluate import evaluate, parse_args
@@ -23,8 +22,7 @@ def main() -> None:
         task_sample="random",
         output_dir="runs/exploration",
     )
-    command = " ".join([Path(sys.executable).name, "exploration/explore.py", *sys.argv[1:]])
-    m = evaluate(cfg, command=command)["metrics"]
+    m = evaluate(cfg)["metrics"]
     print(
         f"{m['n']} rollouts: success {m['success_rate']:.3f}, grounding {m['grounding']:.3f}, "
         f"avg steps {m['avg_steps']:.1f} -> {Path(cfg.output_dir) / 'episodes.jsonl'}"

@@ -8,7 +8,7 @@ folder; an adapter whose ``spa_rl.json`` records the other setting is refused.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from spa_rl.agent.prompts import (
     recorded_icl,
     write_model_info,
 )
+from spa_rl.cli import arg, parse
 from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
@@ -61,22 +62,23 @@ def merge(model: str, adapter: str, output: str) -> Path:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="the SFT model the adapter was trained on")
-    ap.add_argument(
-        "--adapter", required=True, help="LoRA adapter folder (ppo/train.py: <output-dir>/adapter)"
-    )
-    ap.add_argument("--output", required=True, help="merged model folder to write")
-    ap.add_argument("--overwrite", action="store_true", help="merge again even if the output is up to date")
-    args = ap.parse_args()
-    fp = make_fingerprint("merge", {}, {"model": args.model, "adapter": args.adapter})
-    with claim_file(args.output, fp, args.overwrite, redo_when_changed=True) as current:
+@dataclass
+class MergeConfig:
+    model: str = arg(help="the SFT model the adapter was trained on")
+    adapter: str = arg(help="LoRA adapter folder (ppo/train.py: <output-dir>/adapter)")
+    output: str = arg(help="merged model folder to write")
+    overwrite: bool = arg(False, "merge again even if the output is up to date")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(MergeConfig, argv=argv, doc=__doc__)
+    fp = make_fingerprint("merge", {}, {"model": cfg.model, "adapter": cfg.adapter})
+    with claim_file(cfg.output, fp, cfg.overwrite, redo_when_changed=True) as current:
         if current:
-            print(f"{args.output} is up to date; skipping")
+            print(f"{cfg.output} is up to date; skipping")
             return
-        mark_file(args.output, fp)
-        print(f"merged model written to {merge(args.model, args.adapter, args.output)}")
+        mark_file(cfg.output, fp)
+        print(f"merged model written to {merge(cfg.model, cfg.adapter, cfg.output)}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # PPO for one environment and one reward variant, then the LoRA merge.
-#   bash ppo/run_ppo.sh alfworld progress     (or ppo/<env>.sh VARIANT)
+#   PROFILE=demo bash ppo/run_ppo.sh alfworld progress [extra ppo/train.py flags]
 # offline (PPO_MODE=offline): trains on $RUN_DIR/ppo_data/<variant>.jsonl (prm/run_prm.sh writes it);
 # online: fresh rollouts each iteration, rewarded with the estimator in $RUN_DIR/estimator.
 # Writes $RUN_DIR/ppo_<mode>[-turn]_<variant>/{adapter,merged}; train.py and merge.py skip work that exists
 # with the same settings (their fingerprints) and stop when the settings differ.
 # PPO_GAE_LEVEL=token|turn (GAE per action token, the default, or per agent turn);
 # PPO_STEP_WEIGHTING=auto|none|public-code (auto: the public-code variant brings its (T - t - 1) weighting).
-# PPO_PROBE_EVERY=N (default 0: off): every N updates play PPO_PROBE_TASKS (16) training tasks greedily and log
+# PPO_PROBE_EVERY=N (base.sh: 0, off): every N updates play PPO_PROBE_TASKS training tasks greedily and log
 # their success to probe_log.jsonl, PPO's learning curve.
 set -euo pipefail
 ENV_NAME="${1:?usage: run_ppo.sh ENV VARIANT [ppo/train.py flags]}"
@@ -16,23 +16,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 load_config "$ENV_NAME"
 : "${PPO_BASE:=$RUN_DIR/sft/model}"
 : "${PPO_DIR:=$(ppo_dir "$VARIANT")}"
-: "${NUM_GPUS:=1}"
 args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "$VARIANT"
       --iterations "$PPO_ITERS" --rollouts-per-iteration "$PPO_ROLLOUTS" --ppo-epochs "$PPO_EPOCHS"
       --minibatch-size "$PPO_MB" --grad-accum "$PPO_ACCUM" --lr "$PPO_LR" --kl-coef "$PPO_KL"
-      --kl-target "$PPO_KL_TARGET" --step-weighting "${PPO_STEP_WEIGHTING:-auto}"
-      --gae-level "${PPO_GAE_LEVEL:-token}" --seed "${SEED:-0}" --icl-examples "$ICL_EXAMPLES")
-[[ -n "${DTYPE:-}" ]] && args+=(--dtype "$DTYPE")
+      --kl-target "$PPO_KL_TARGET" --step-weighting "$PPO_STEP_WEIGHTING"
+      --gae-level "$PPO_GAE_LEVEL" --seed "$SEED" --icl-examples "$ICL_EXAMPLES")
+[[ -n "$DTYPE" ]] && args+=(--dtype "$DTYPE")
 # The training tasks online PPO draws from and the learning-curve probe plays (PPO_PROBE_EVERY > 0).
 args+=(--env "$ENV_NAME" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --gen-batch-size "$BATCH_SIZE"
-       --probe-every "${PPO_PROBE_EVERY:-0}" --probe-tasks "${PPO_PROBE_TASKS:-16}")
-[[ -n "${EXPLORE_TASK_TYPES:-}" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
-[[ -n "${EXPLORE_TASK_IDS:-}" ]] && args+=(--task-ids "$EXPLORE_TASK_IDS")
+       --probe-every "$PPO_PROBE_EVERY" --probe-tasks "$PPO_PROBE_TASKS")
+[[ -n "$EXPLORE_TASK_TYPES" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
+[[ -n "$EXPLORE_TASK_IDS" ]] && args+=(--task-ids "$EXPLORE_TASK_IDS")
 if [[ "$PPO_MODE" == offline ]]; then
   args+=(--data "$RUN_DIR/ppo_data/$VARIANT.jsonl")
 else
   args+=(--estimator "$RUN_DIR/estimator/estimator" --temperature "$EXPLORE_TEMPERATURE")
-  [[ -n "${EXPLORE_TASKS:-}" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
+  [[ -n "$EXPLORE_TASKS" ]] && args+=(--num-tasks "$EXPLORE_TASKS")
 fi
 echo "[ppo] $ENV_NAME/$VARIANT ($PPO_MODE): $PPO_BASE -> $PPO_DIR (profile $PROFILE)"
 if (( NUM_GPUS > 1 )); then

@@ -35,14 +35,14 @@ from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from envs import ENV_NAMES
-from spa_rl.agent.prompts import check_model_icl, check_records_icl, validate_icl_examples, write_model_info
+from spa_rl.agent.prompts import check_model_icl, validate_icl_examples, write_model_info
 from spa_rl.agent.schema import command_line, write_json_atomic
 from spa_rl.cli import arg, parse
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
-from spa_rl.rewards import REGISTRY, VARIANTS, read_ppo_data
+from spa_rl.rewards import REGISTRY, VARIANTS
 from spa_rl.rl.policy_value import PolicyWithValue
 from spa_rl.rl.ppo import (
     GAE_LEVELS,
@@ -56,11 +56,11 @@ from spa_rl.rl.ppo import (
     policy_loss,
     rows,
     split_rows,
-    to_sample,
     value_loss,
     whiten,
 )
-from spa_rl.rl.sampler import PassSampler
+from spa_rl.rl.probe import TrainingProbe
+from spa_rl.rl.sources import OfflineSource, OnlineSource, SourceConfig
 from spa_rl.training import json_safe, publish_dir, recover_published, write_log_history
 from spa_rl.validate import (
     choice,
@@ -199,28 +199,6 @@ def resolve_step_weighting(requested: str, variant: str) -> str:
         return requested
     v = REGISTRY.get(variant)  # data of a variant this version does not know: no weighting
     return v.step_weighting if v is not None else "none"
-
-
-class OfflineSource:
-    """Rollouts from the PPO data file, shuffled once per pass, taken in turn (see PassSampler)."""
-
-    def __init__(self, cfg: PPOConfig, tokenizer, rank: int, world: int):
-        recs = read_ppo_data(cfg.data)
-        check_records_icl(recs, cfg.icl_examples, cfg.data, "the PPO data")
-        variants = sorted({r.variant for r in recs})
-        if len(variants) != 1:
-            raise SystemExit(f"{cfg.data}: records of several variants {variants}; one file per variant")
-        if cfg.variant is not None and cfg.variant != variants[0]:
-            raise SystemExit(f"--variant {cfg.variant} but {cfg.data} holds variant {variants[0]!r} rewards")
-        cfg.variant = variants[0]
-        self.samples = [s for r in recs if (s := to_sample(tokenizer, r, cfg.max_length))]
-        self.samples = self.samples[rank::world]
-        if not self.samples:
-            raise SystemExit(f"{cfg.data}: no rollout fits --max-length {cfg.max_length} on process {rank}")
-        self.sampler = PassSampler(len(self.samples), cfg.seed)
-
-    def next(self, n: int, iteration: int) -> tuple[list[Sample], dict]:
-        return [self.samples[i] for i in self.sampler.take(iteration * n, n)], {}
 
 
 @torch.no_grad()
@@ -362,12 +340,12 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     policy, optimizer = accelerator.prepare(policy, optimizer)
     unwrapped = accelerator.unwrap_model(policy)
     kl_ctl = KLController(kl_value, cfg.kl_target, cfg.kl_horizon)
+    source_cfg = SourceConfig.of(cfg)
     if cfg.mode == "offline":
-        source = OfflineSource(cfg, tokenizer, accelerator.process_index, accelerator.num_processes)
+        source = OfflineSource(source_cfg, tokenizer, accelerator.process_index, accelerator.num_processes)
     else:
-        from spa_rl.rl.online import OnlineSource, SourceConfig
-
-        source = OnlineSource(SourceConfig.of(cfg), tokenizer, unwrapped, accelerator, start_iteration=start)
+        source = OnlineSource(source_cfg, tokenizer, unwrapped, accelerator, start_iteration=start)
+    cfg.variant = source.variant  # offline: the data's
     cfg.step_weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
     accelerator.print(
         f"variant {cfg.variant}, step weighting {cfg.step_weighting}, GAE per {cfg.gae_level}, "
@@ -378,9 +356,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     per_process = math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes)
     probe = None
     if cfg.probe_every and accelerator.is_main_process:
-        from spa_rl.rl.online import SourceConfig, TrainingProbe
-
-        probe = TrainingProbe(SourceConfig.of(cfg), tokenizer, unwrapped, start_iteration=start)
+        probe = TrainingProbe(source_cfg, tokenizer, unwrapped, start_iteration=start)
     t0 = time.time()
     bar = tqdm(range(start, cfg.iterations), desc="ppo", unit="it", disable=not accelerator.is_main_process)
     for it in bar:

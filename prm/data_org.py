@@ -12,17 +12,18 @@ setting's record count as 1).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
 from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
+from spa_rl.cli import arg, parse
 from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
 from spa_rl.rewards import final_reward
-from spa_rl.validate import exit_on_error, in_range
+from spa_rl.validate import in_range
 
 
 def split_by_task(task_ids: list[str], val_fraction: float, seed: int) -> set[str]:
@@ -34,44 +35,48 @@ def split_by_task(task_ids: list[str], val_fraction: float, seed: int) -> set[st
     return set(random.Random(seed).sample(tasks, n_val))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rollouts", nargs="+", required=True, help="exploration JSONL file(s)")
-    ap.add_argument("--output-dir", required=True)
-    ap.add_argument("--val-fraction", type=float, default=0.1, help="share of tasks held out (default 0.1)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
-                    help="in-context examples the rollouts' prompts must hold: 1 (paper) or 0 (default 1)")  # fmt: skip
-    ap.add_argument("--overwrite", action="store_true", help="write the split again even if it is up to date")
-    args = ap.parse_args()
-    with exit_on_error():  # refused before any file is touched; 1 would leave no training data
-        in_range("--val-fraction", args.val_fraction, 0.0, 1.0, hi_open=True)
-    settings = {"val_fraction": args.val_fraction, "seed": args.seed, "icl_examples": args.icl_examples}
-    fp = make_fingerprint(
-        "estimator-data", settings, {f"rollouts{i}": p for i, p in enumerate(args.rollouts)}
+@dataclass
+class DataOrgConfig:
+    rollouts: list[str] = arg(help="exploration JSONL file(s)")
+    output_dir: str = arg(help="folder for train.jsonl, val.jsonl and data_info.json")
+    val_fraction: float = arg(0.1, "share of tasks held out")
+    seed: int = arg(0, "seed of the task split")
+    icl_examples: int = arg(
+        DEFAULT_ICL_EXAMPLES, "in-context examples the rollouts' prompts must hold: 1 (paper) or 0"
     )
-    info = Path(args.output_dir) / "data_info.json"
-    with claim_file(info, fp, args.overwrite, redo_when_changed=True) as current:
+    overwrite: bool = arg(False, "write the split again even if it is up to date")
+
+    def __post_init__(self) -> None:
+        # Refused before any file is touched; 1 would leave no training data.
+        in_range("--val-fraction", self.val_fraction, 0.0, 1.0, hi_open=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(DataOrgConfig, argv=argv, doc=__doc__)
+    settings = {"val_fraction": cfg.val_fraction, "seed": cfg.seed, "icl_examples": cfg.icl_examples}
+    fp = make_fingerprint("estimator-data", settings, {f"rollouts{i}": p for i, p in enumerate(cfg.rollouts)})
+    info = Path(cfg.output_dir) / "data_info.json"
+    with claim_file(info, fp, cfg.overwrite, redo_when_changed=True) as current:
         if current:
-            print(f"{args.output_dir} is up to date; skipping")
+            print(f"{cfg.output_dir} is up to date; skipping")
             return
         mark_file(info, fp)
-        run(args)
+        run(cfg)
 
 
-def run(args: argparse.Namespace) -> None:
-    validate_icl_examples(args.icl_examples, "--icl-examples")
+def run(cfg: DataOrgConfig) -> None:
+    validate_icl_examples(cfg.icl_examples, "--icl-examples")
 
     records = []
-    for path in args.rollouts:
+    for path in cfg.rollouts:
         recs = read_records(path)
-        check_records_icl(recs, args.icl_examples, path)
+        check_records_icl(recs, cfg.icl_examples, path)
         records += recs
     if not records:
-        raise SystemExit(f"no rollouts in {' '.join(args.rollouts)}")
+        raise SystemExit(f"no rollouts in {' '.join(cfg.rollouts)}")
     kept = [r for r in records if r.finish_reason != "context_limit" and r.n_steps > 0]
-    val_tasks = split_by_task([r.task_id for r in kept], args.val_fraction, args.seed)
-    out = Path(args.output_dir)
+    val_tasks = split_by_task([r.task_id for r in kept], cfg.val_fraction, cfg.seed)
+    out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     sides = {
         "train": [r for r in kept if r.task_id not in val_tasks],
@@ -80,12 +85,12 @@ def run(args: argparse.Namespace) -> None:
     for name, recs in sides.items():
         write_jsonl_atomic(out / f"{name}.jsonl", [r.to_json() for r in recs])
     info = {
-        "rollouts": args.rollouts,
+        "rollouts": cfg.rollouts,
         "read": len(records),
         "dropped_context_limit_or_empty": len(records) - len(kept),
-        "val_fraction": args.val_fraction,
-        "seed": args.seed,
-        "icl_examples": args.icl_examples,
+        "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed,
+        "icl_examples": cfg.icl_examples,
     }
     for name, recs in sides.items():
         rewards = [final_reward(r) for r in recs]

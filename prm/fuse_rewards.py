@@ -10,16 +10,17 @@ other in-context-example setting than ``--icl-examples`` are refused; each PPO r
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, check_records_icl, validate_icl_examples
 from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
+from spa_rl.cli import arg, parse
 from spa_rl.estimator.data import read_step_values
-from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
+from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file, settings_of
 from spa_rl.rewards import (
     DEFAULT_BETA,
     NEEDS_ESTIMATOR,
@@ -30,61 +31,67 @@ from spa_rl.rewards import (
     get_variant,
     step_values,
 )
-from spa_rl.validate import exit_on_error, finite, positive_int
+from spa_rl.validate import choice, finite, positive_int
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rollouts", required=True, help="exploration JSONL")
-    ap.add_argument("--variant", default="progress", choices=VARIANTS)
-    ap.add_argument("--step-values", help="estimator output (prm/infer.py); for progress / no-grounding")
-    ap.add_argument("--mc-values", help="Monte-Carlo state values (prm/mc_values.py); for mc")
-    ap.add_argument("--alpha", type=float, default=1.0)
-    ap.add_argument("--beta", type=float, default=None, help="default 0.5; 0 for sparse and no-grounding")
-    ap.add_argument("--max-steps", type=int, default=None, help=f"drop rollouts with at least this many steps "
-                    f"(public-code default {PUBLIC_CODE_MAX_STEPS})")  # fmt: skip
-    ap.add_argument("--max-rollouts", type=int, default=None, help="keep at most N rollouts (file order)")
-    ap.add_argument("--seed", type=int, default=0, help="for the random variant")
-    ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
-                    help="in-context examples the rollouts' prompts must hold: 1 (paper) or 0 (default 1)")  # fmt: skip
-    ap.add_argument("--output", required=True)
-    ap.add_argument(
-        "--overwrite", action="store_true", help="write the output again even if it is up to date"
+@dataclass
+class FuseConfig:
+    rollouts: str = arg(help="exploration JSONL")
+    output: str = arg(help="PPO data JSONL to write")
+    variant: str = arg("progress", "step-value variant (spa_rl/rewards.py)", choices=VARIANTS)
+    step_values: str | None = arg(None, "estimator output (prm/infer.py); for progress / no-grounding")
+    mc_values: str | None = arg(None, "Monte-Carlo state values (prm/mc_values.py); for mc")
+    alpha: float = arg(1.0, "weight of the step value c_t")
+    beta: float | None = arg(
+        None, "weight of the grounding reward g_t: default 0.5; 0 for sparse and no-grounding"
     )
-    args = ap.parse_args()
-    with exit_on_error():  # argparse lets nan, 0 and -1 through; refused before any file is touched
-        finite("--alpha", args.alpha)
-        finite("--beta", args.beta, allow_none=True)  # None: the variant's default
-        positive_int("--max-steps", args.max_steps, allow_none=True)  # None: no step limit
-        positive_int("--max-rollouts", args.max_rollouts, allow_none=True)  # None: all
-    settings = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("rollouts", "step_values", "mc_values", "output", "overwrite")
-    }
-    inputs = {"rollouts": args.rollouts, "step_values": args.step_values, "mc_values": args.mc_values}
-    fp = make_fingerprint("fuse-rewards", settings, inputs)
-    with claim_file(args.output, fp, args.overwrite, redo_when_changed=True) as current:
+    max_steps: int | None = arg(
+        None, f"drop rollouts with at least this many steps (public-code default {PUBLIC_CODE_MAX_STEPS})"
+    )
+    max_rollouts: int | None = arg(None, "keep at most N rollouts (file order)")
+    seed: int = arg(0, "for the random variant")
+    icl_examples: int = arg(
+        DEFAULT_ICL_EXAMPLES, "in-context examples the rollouts' prompts must hold: 1 (paper) or 0"
+    )
+    overwrite: bool = arg(False, "write the output again even if it is up to date")
+
+    def __post_init__(self) -> None:
+        # The parser lets nan, 0 and -1 through; refused before any file is touched.
+        choice("--variant", self.variant, VARIANTS)
+        finite("--alpha", self.alpha)
+        finite("--beta", self.beta, allow_none=True)  # None: the variant's default
+        positive_int("--max-steps", self.max_steps, allow_none=True)  # None: the variant's limit
+        positive_int("--max-rollouts", self.max_rollouts, allow_none=True)  # None: all
+
+
+INPUTS = ("rollouts", "step_values", "mc_values")  # hashed by content, not settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(FuseConfig, argv=argv, doc=__doc__)
+    settings = settings_of(cfg, {*INPUTS, "output", "overwrite"})
+    fp = make_fingerprint("fuse-rewards", settings, {k: getattr(cfg, k) for k in INPUTS})
+    with claim_file(cfg.output, fp, cfg.overwrite, redo_when_changed=True) as current:
         if current:
-            print(f"{args.output} is up to date; skipping")
+            print(f"{cfg.output} is up to date; skipping")
             return
-        mark_file(args.output, fp)
-        run(args)
+        mark_file(cfg.output, fp)
+        run(cfg)
 
 
-def run(args: argparse.Namespace) -> None:
-    validate_icl_examples(args.icl_examples, "--icl-examples")
+def run(cfg: FuseConfig) -> None:
+    validate_icl_examples(cfg.icl_examples, "--icl-examples")
 
-    beta = args.beta if args.beta is not None else DEFAULT_BETA[args.variant]
-    records = read_records(args.rollouts)
-    check_records_icl(records, args.icl_examples, args.rollouts)  # rollouts of the other prompt: refused
-    est = read_step_values(args.step_values) if args.variant in NEEDS_ESTIMATOR else {}
-    if args.variant in NEEDS_ESTIMATOR and not args.step_values:
-        raise SystemExit(f"--variant {args.variant} needs --step-values")
-    mc = read_step_values(args.mc_values) if args.variant == "mc" else {}
-    if args.variant == "mc" and not args.mc_values:
+    beta = cfg.beta if cfg.beta is not None else DEFAULT_BETA[cfg.variant]
+    records = read_records(cfg.rollouts)
+    check_records_icl(records, cfg.icl_examples, cfg.rollouts)  # rollouts of the other prompt: refused
+    est = read_step_values(cfg.step_values) if cfg.variant in NEEDS_ESTIMATOR else {}
+    if cfg.variant in NEEDS_ESTIMATOR and not cfg.step_values:
+        raise SystemExit(f"--variant {cfg.variant} needs --step-values")
+    mc = read_step_values(cfg.mc_values) if cfg.variant == "mc" else {}
+    if cfg.variant == "mc" and not cfg.mc_values:
         raise SystemExit("--variant mc needs --mc-values")
-    max_steps = args.max_steps or get_variant(args.variant).max_steps
+    max_steps = cfg.max_steps or get_variant(cfg.variant).max_steps
 
     by_task = defaultdict(list)
     for r in records:
@@ -97,35 +104,35 @@ def run(args: argparse.Namespace) -> None:
         if max_steps is not None and r.n_steps >= max_steps:
             skipped["too_long"] += 1
             continue
-        if args.variant in NEEDS_ESTIMATOR and r.key not in est:
-            raise SystemExit(f"{args.step_values}: no step values for {r.task_id} rollout {r.rollout}")
-        if args.variant == "mc" and r.key not in mc:
+        if cfg.variant in NEEDS_ESTIMATOR and r.key not in est:
+            raise SystemExit(f"{cfg.step_values}: no step values for {r.task_id} rollout {r.rollout}")
+        if cfg.variant == "mc" and r.key not in mc:
             skipped["no_mc_values"] += 1  # MC values are often computed for a subset only
             continue
         rewards = by_task[r.task_id]
         others = (sum(rewards) - final_reward(r)) / (len(rewards) - 1) if len(rewards) > 1 else 0.0
-        c = step_values(args.variant, r, est.get(r.key), mc.get(r.key), others, args.seed)
-        fused.append(fuse(r, args.variant, c, args.alpha, beta))
-        if args.max_rollouts and len(fused) >= args.max_rollouts:
+        c = step_values(cfg.variant, r, est.get(r.key), mc.get(r.key), others, cfg.seed)
+        fused.append(fuse(r, cfg.variant, c, cfg.alpha, beta))
+        if cfg.max_rollouts and len(fused) >= cfg.max_rollouts:
             break
     if not fused:
         raise SystemExit(f"no rollouts left to write (skipped: {skipped})")
 
-    out = Path(args.output)
+    out = Path(cfg.output)
     write_jsonl_atomic(out, [p.to_json() for p in fused])
     all_r = [x for p in fused for x in p.step_rewards]
     info = {
-        "variant": args.variant,
-        "alpha": args.alpha,
+        "variant": cfg.variant,
+        "alpha": cfg.alpha,
         "beta": beta,
-        "icl_examples": args.icl_examples,
+        "icl_examples": cfg.icl_examples,
         "rollouts": len(fused),
         "skipped": skipped,
         "steps": len(all_r),
         "step_reward_mean": statistics.mean(all_r),
         "step_reward_std": statistics.pstdev(all_r),
         "grounding_mean": statistics.mean(g for p in fused for g in p.grounding),
-        "inputs": {"rollouts": args.rollouts, "step_values": args.step_values, "mc_values": args.mc_values},
+        "inputs": {"rollouts": cfg.rollouts, "step_values": cfg.step_values, "mc_values": cfg.mc_values},
     }
     write_json_atomic(out.with_suffix(".info.json"), info)
     print(json.dumps(info))

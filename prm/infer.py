@@ -6,24 +6,25 @@ c_t for each step to a JSONL file beside the rollouts (one line per rollout).
         --output runs/demo/alfworld/exploration/step_values.jsonl
 
 When the estimator folder has cross-fitted folds (``folds/folds.json``, from ``prm/train.py
---cross_fit_folds K``), each rollout's c_t comes from the fold estimator that never saw its task
+--cross-fit-folds K``), each rollout's c_t comes from the fold estimator that never saw its task
 (out-of-fold); a rollout of a task no fold knows is an error. ``--in-sample`` scores every rollout with
 the main estimator instead (the paper's behaviour). The mode is recorded in ``<output>.info.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
+from spa_rl.cli import arg, parse
 from spa_rl.estimator.model import ProgressEstimator, estimate_step_values
 from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
 from spa_rl.models.loading import load_tokenizer, pick_device
 from spa_rl.rewards import final_reward
-from spa_rl.validate import exit_on_error, positive_int
+from spa_rl.validate import positive_int
 
 
 def fold_assignment(estimator: str | Path) -> dict | None:
@@ -60,51 +61,50 @@ def cross_fit_values(
     return results
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--estimator", required=True, help="estimator folder (prm/train.py)")
-    ap.add_argument("--rollouts", required=True, help="exploration JSONL")
-    ap.add_argument("--output", required=True, help="step-values JSONL to write")
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--max-length", type=int, default=4096)
-    ap.add_argument("--device", default=None)
-    ap.add_argument(
-        "--in-sample",
-        action="store_true",
-        help="score every rollout with the main estimator even when the folder has cross-fitted folds "
-        "(the paper's behaviour: c_t of rollouts the estimator was trained on)",
-    )
-    ap.add_argument(
-        "--overwrite", action="store_true", help="write the output again even if it is up to date"
-    )
-    args = ap.parse_args()
-    with exit_on_error():  # refused before the estimator is read
-        positive_int("--batch-size", args.batch_size)
-        positive_int("--max-length", args.max_length)
-    plan = None if args.in_sample else fold_assignment(args.estimator)
+@dataclass
+class InferConfig:
+    estimator: str = arg(help="estimator folder (prm/train.py)")
+    rollouts: str = arg(help="exploration JSONL")
+    output: str = arg(help="step-values JSONL to write")
+    batch_size: int = arg(4, "rollouts per forward pass")
+    max_length: int = arg(4096, "tokens per rollout; steps past it get c_t = 0")
+    device: str | None = arg(None, "torch device (default: the GPU if there is one, else the CPU)")
+    in_sample: bool = arg(False, "score every rollout with the main estimator even when the folder has "
+                          "cross-fitted folds (the paper's behaviour: c_t of rollouts the estimator was "
+                          "trained on)")  # fmt: skip
+    overwrite: bool = arg(False, "write the output again even if it is up to date")
+
+    def __post_init__(self) -> None:  # refused before the estimator is read
+        positive_int("--batch-size", self.batch_size)
+        positive_int("--max-length", self.max_length)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(InferConfig, argv=argv, doc=__doc__)
+    plan = None if cfg.in_sample else fold_assignment(cfg.estimator)
     mode = "in-sample" if plan is None else f"cross-fit {plan['folds']}"
-    settings = {"mode": mode, "max_length": args.max_length}
-    fp = make_fingerprint("step-values", settings, {"estimator": args.estimator, "rollouts": args.rollouts})
-    with claim_file(args.output, fp, args.overwrite, redo_when_changed=True) as current:
+    settings = {"mode": mode, "max_length": cfg.max_length}
+    fp = make_fingerprint("step-values", settings, {"estimator": cfg.estimator, "rollouts": cfg.rollouts})
+    with claim_file(cfg.output, fp, cfg.overwrite, redo_when_changed=True) as current:
         if current:
-            print(f"{args.output} is up to date ({mode}); skipping")
+            print(f"{cfg.output} is up to date ({mode}); skipping")
             return
-        mark_file(args.output, fp)
-        run(args, plan)
+        mark_file(cfg.output, fp)
+        run(cfg, plan)
 
 
-def run(args: argparse.Namespace, plan: dict | None) -> None:
+def run(cfg: InferConfig, plan: dict | None) -> None:
     t0 = time.time()
-    device = pick_device(args.device)
-    records = read_records(args.rollouts)
+    device = pick_device(cfg.device)
+    records = read_records(cfg.rollouts)
     if plan is None:
         mode, folds = "in-sample", 0
-        model = ProgressEstimator.load(args.estimator).to(device)
+        model = ProgressEstimator.load(cfg.estimator).to(device)
         tokenizer = load_tokenizer(model.cfg.base_model)
-        results = estimate_step_values(model, tokenizer, records, args.batch_size, args.max_length)
+        results = estimate_step_values(model, tokenizer, records, cfg.batch_size, cfg.max_length)
     else:
         mode, folds = f"cross-fit {plan['folds']}", plan["folds"]
-        results = cross_fit_values(args.estimator, plan, records, device, args.batch_size, args.max_length)
+        results = cross_fit_values(cfg.estimator, plan, records, device, cfg.batch_size, cfg.max_length)
     lines = [
         json.dumps(
             {
@@ -119,13 +119,13 @@ def run(args: argparse.Namespace, plan: dict | None) -> None:
         for r, (c, cut) in zip(records, results, strict=True)
     ]
     missing = sum(cut for _, cut in results)
-    out = Path(args.output)
+    out = Path(cfg.output)
     write_jsonl_atomic(out, lines)
     write_json_atomic(
         out.with_suffix(".info.json"),
         {
-            "estimator": args.estimator,
-            "rollouts": args.rollouts,
+            "estimator": cfg.estimator,
+            "rollouts": cfg.rollouts,
             "mode": mode,
             "folds": folds,
             "n": len(records),

@@ -12,10 +12,10 @@ are played with the rollouts' prompt: ``--icl-examples`` must match the rollouts
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from envs import load_tasks
@@ -28,80 +28,95 @@ from spa_rl.agent.prompts import (
 )
 from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
 from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
-from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
+from spa_rl.cli import arg, parse
+from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file, settings_of
 from spa_rl.rewards import final_reward
-from spa_rl.validate import exit_on_error, non_negative, positive_int
+from spa_rl.validate import non_negative, positive_int
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rollouts", required=True, help="exploration JSONL")
-    ap.add_argument("--model", required=True, help="policy that samples the continuations (the SFT model)")
-    ap.add_argument("--output", required=True, help="state-values JSONL to write")
-    ap.add_argument("--k", type=int, default=4, help="continuations per state")
-    ap.add_argument("--num-rollouts", type=int, default=None, help="a random subset of N rollouts (seeded)")
-    ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the env's)")
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--backend", default="hf")
-    ap.add_argument("--api-base", default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--icl-examples", type=int, default=DEFAULT_ICL_EXAMPLES,
-                    help="in-context examples in the prompt, as the rollouts were played: 1 or 0 (default 1)")  # fmt: skip
-    ap.add_argument("--overwrite", action="store_true", help="sample again from scratch, even if up to date")
-    args = ap.parse_args()
-    with exit_on_error():  # argparse lets nan, 0 and -1 through; refused before any work
-        positive_int("--k", args.k)
-        positive_int("--num-rollouts", args.num_rollouts, allow_none=True)  # None: all
-        non_negative("--temperature", args.temperature)
-        positive_int("--max-new-tokens", args.max_new_tokens)
-        positive_int("--max-steps", args.max_steps, allow_none=True)  # None: the env's limit
-        positive_int("--batch-size", args.batch_size)
-    settings = {k: v for k, v in vars(args).items() if k not in ("rollouts", "model", "output", "overwrite",
-                                                                  "batch_size", "api_base")}  # fmt: skip
-    fp = make_fingerprint("mc-values", settings, {"rollouts": args.rollouts, "model": args.model})
-    out = Path(args.output)
-    with claim_file(out, fp, args.overwrite, work_files=(out.with_suffix(".episodes.jsonl"),)) as current:
+@dataclass
+class MCValuesConfig:
+    rollouts: str = arg(help="exploration JSONL")
+    model: str = arg(help="policy that samples the continuations (the SFT model)")
+    output: str = arg(help="state-values JSONL to write")
+    k: int = arg(4, "continuations per state")
+    num_rollouts: int | None = arg(None, "a random subset of N rollouts (seeded; default: all)")
+    temperature: float = arg(0.7, "sampling temperature of the continuations")
+    max_new_tokens: int = arg(128, "tokens generated per turn")
+    max_steps: int | None = arg(None, "episode step limit (default: the env's)")
+    batch_size: int = arg(8, "episodes played together")
+    backend: str = arg("hf", "policy backend: hf (local model) or openai (an OpenAI-compatible server)")
+    api_base: str | None = arg(None, "openai backend: the server's URL (e.g. http://127.0.0.1:8000/v1)")
+    seed: int = arg(0, "seed of the rollout subset and of sampling")
+    icl_examples: int = arg(
+        DEFAULT_ICL_EXAMPLES, "in-context examples in the prompt, as the rollouts were played: 1 or 0"
+    )
+    overwrite: bool = arg(False, "sample again from scratch, even if up to date")
+
+    def __post_init__(self) -> None:  # the parser lets nan, 0 and -1 through; refused before any work
+        positive_int("--k", self.k)
+        positive_int("--num-rollouts", self.num_rollouts, allow_none=True)  # None: all
+        non_negative("--temperature", self.temperature)
+        positive_int("--max-new-tokens", self.max_new_tokens)
+        positive_int("--max-steps", self.max_steps, allow_none=True)  # None: the env's limit
+        positive_int("--batch-size", self.batch_size)
+
+
+# Not in the fingerprint: the inputs (hashed separately) and settings that do not change the values.
+NOT_SETTINGS = frozenset({"rollouts", "model", "output", "overwrite", "batch_size", "api_base"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(MCValuesConfig, argv=argv, doc=__doc__)
+    fp = make_fingerprint(
+        "mc-values", settings_of(cfg, NOT_SETTINGS), {"rollouts": cfg.rollouts, "model": cfg.model}
+    )
+    out = Path(cfg.output)
+    with claim_file(out, fp, cfg.overwrite, work_files=(out.with_suffix(".episodes.jsonl"),)) as current:
         if current:
             print(f"{out} is up to date; skipping")
             return
         mark_file(out, fp)  # before the continuations: they are resumable partial work
-        run(args)
+        run(cfg)
 
 
-def run(args: argparse.Namespace) -> None:
-    validate_icl_examples(args.icl_examples, "--icl-examples")
+def run(cfg: MCValuesConfig) -> None:
+    validate_icl_examples(cfg.icl_examples, "--icl-examples")
 
-    records = read_records(args.rollouts)
-    check_records_icl(records, args.icl_examples, args.rollouts)
-    check_model_icl(args.model, args.icl_examples)
+    records = read_records(cfg.rollouts)
+    check_records_icl(records, cfg.icl_examples, cfg.rollouts)
+    check_model_icl(cfg.model, cfg.icl_examples)
     records = [r for r in records if r.n_steps > 0 and r.finish_reason != "context_limit"]
-    if args.num_rollouts is not None and args.num_rollouts < len(records):
-        records = random.Random(args.seed).sample(records, args.num_rollouts)
+    if cfg.num_rollouts is not None and cfg.num_rollouts < len(records):
+        records = random.Random(cfg.seed).sample(records, cfg.num_rollouts)
     if not records:
-        raise SystemExit(f"no usable rollouts in {args.rollouts}")
+        raise SystemExit(f"no usable rollouts in {cfg.rollouts}")
     env, split = records[0].env, records[0].split
     tasks = {t.task_id: t for t in load_tasks(env, split)}
     specs, index = [], {}
     for r in records:
         for t in range(r.n_steps):
-            for k in range(args.k):
+            for k in range(cfg.k):
                 j = len(specs)  # a unique rollout number per (source rollout, t, k) within the task
                 forced = tuple(s.reply for s in r.steps[:t])
                 meta = {"source_rollout": r.rollout, "prefix_steps": t, "sample": k}
                 specs.append(EpisodeSpec(tasks[r.task_id], j, forced, meta))
                 index[(r.task_id, j)] = (r.key, t)
-    print(f"{len(records)} rollouts, {len(specs)} continuations (K={args.k})")
-    policy = make_policy(args.backend, args.model, api_base=args.api_base, batch_size=args.batch_size)
-    cfg = RolloutConfig(
-        batch_size=args.batch_size,
-        max_steps=args.max_steps,
-        generation=GenerationConfig(args.max_new_tokens, args.temperature, 1.0, args.seed),
+    print(f"{len(records)} rollouts, {len(specs)} continuations (K={cfg.k})")
+    policy = make_policy(cfg.backend, cfg.model, api_base=cfg.api_base, batch_size=cfg.batch_size)
+    rollout_cfg = RolloutConfig(
+        batch_size=cfg.batch_size,
+        max_steps=cfg.max_steps,
+        generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, 1.0, cfg.seed),
     )
-    out = Path(args.output)
+    out = Path(cfg.output)
     conts, stats = run_rollouts(
-        [], policy, out.with_suffix(".episodes.jsonl"), cfg, specs=specs, icl_examples=args.icl_examples
+        [],
+        policy,
+        out.with_suffix(".episodes.jsonl"),
+        rollout_cfg,
+        specs=specs,
+        icl_examples=cfg.icl_examples,
     )
 
     returns = defaultdict(list)
@@ -119,8 +134,8 @@ def run(args: argparse.Namespace) -> None:
         {
             "rollouts": len(records),
             "continuations": len(conts),
-            "k": args.k,
-            "icl_examples": args.icl_examples,
+            "k": cfg.k,
+            "icl_examples": cfg.icl_examples,
             "seconds": round(stats.seconds, 1),
         },
     )

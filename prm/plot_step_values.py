@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-import argparse
 import random
+from dataclasses import dataclass
 from itertools import accumulate
 
 import matplotlib
@@ -16,24 +16,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spa_rl.agent.schema import read_records  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
 from spa_rl.estimator.data import read_step_values  # noqa: E402
+from spa_rl.validate import non_negative_int  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rollouts", required=True)
-    ap.add_argument("--step-values", required=True)
-    ap.add_argument("--output", required=True, help="PNG file")
-    ap.add_argument("--n", type=int, default=3, help="rollouts of each outcome to draw")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--title", default="")
-    args = ap.parse_args()
+@dataclass
+class PlotConfig:
+    rollouts: str = arg(help="exploration JSONL")
+    step_values: str = arg(help="estimator output (prm/infer.py)")
+    output: str = arg(help="PNG file")
+    n: int = arg(3, "rollouts of each outcome to draw")
+    seed: int = arg(0, "seed of the rollouts drawn")
+    title: str | None = arg(None, "figure title (default: none)")
 
-    values = read_step_values(args.step_values)
-    recs = [r for r in read_records(args.rollouts) if r.key in values]
-    rng = random.Random(args.seed)
+    def __post_init__(self) -> None:
+        non_negative_int("--n", self.n)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(PlotConfig, argv=argv, doc=__doc__)
+    values = read_step_values(cfg.step_values)
+    recs = [r for r in read_records(cfg.rollouts) if r.key in values]
+    rng = random.Random(cfg.seed)
     groups = {True: [r for r in recs if r.success], False: [r for r in recs if not r.success]}
-    picked = {k: rng.sample(v, min(args.n, len(v))) for k, v in groups.items()}
+    picked = {k: rng.sample(v, min(cfg.n, len(v))) for k, v in groups.items()}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for success, color in ((True, "tab:green"), (False, "tab:red")):
         for i, r in enumerate(picked[success]):
@@ -48,11 +55,11 @@ def main() -> None:
     for ax in axes:
         ax.axhline(0, color="grey", lw=0.5)
     axes[0].legend(fontsize=7)
-    if args.title:
-        fig.suptitle(args.title)
+    if cfg.title:
+        fig.suptitle(cfg.title)
     fig.tight_layout()
-    fig.savefig(args.output, dpi=110)
-    print(f"wrote {args.output} ({len(picked[True])} successful, {len(picked[False])} failed rollouts)")
+    fig.savefig(cfg.output, dpi=110)
+    print(f"wrote {cfg.output} ({len(picked[True])} successful, {len(picked[False])} failed rollouts)")
 
 
 if __name__ == "__main__":

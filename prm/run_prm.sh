@@ -2,7 +2,7 @@
 # Stage 3 for one environment: estimator data -> progress estimator -> c_t for every rollout ->
 # fused PPO rewards for each variant in FUSE_VARIANTS. Each step skips its work when its output exists
 # with the same settings and inputs (its fingerprint), and stops when they differ.
-#   bash prm/run_prm.sh alfworld        (or prm/<env>.sh)
+#   PROFILE=demo bash prm/run_prm.sh alfworld
 set -euo pipefail
 ENV_NAME="${1:?usage: run_prm.sh ENV}"; shift
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
@@ -11,28 +11,26 @@ load_config "$ENV_NAME"
 : "${PRM_BASE:=$RUN_DIR/sft/model}"
 : "${PRM_DIR:=$RUN_DIR/estimator}"
 : "${PPO_DATA_DIR:=$RUN_DIR/ppo_data}"
-: "${NUM_GPUS:=1}"
-: "${PRM_CROSS_FIT:=0}"  # K >= 2: K-fold cross-fitted c_t by task (prm/README.md); 0: the paper's in-sample c_t
 rollouts="$EXPLORE_DIR/episodes.jsonl"
-[[ -f "$rollouts" ]] || { echo "no exploration rollouts at $rollouts: run exploration/$ENV_NAME.sh first" >&2; exit 2; }
+[[ -f "$rollouts" ]] || { echo "no exploration rollouts at $rollouts: run exploration/run_explore.sh $ENV_NAME first" >&2; exit 2; }
 
 "$PY" prm/data_org.py --rollouts "$rollouts" --output-dir "$PRM_DIR/data" \
-  --val-fraction "$PRM_VAL_FRACTION" --seed "${SEED:-0}" --icl-examples "$ICL_EXAMPLES"
-train_args=(--data_dir "$PRM_DIR/data" --model "$PRM_BASE" --output_dir "$PRM_DIR" --head "$PRM_HEAD"
-            --backbone "$PRM_BACKBONE" --num_train_epochs "$PRM_EPOCHS" --learning_rate "$PRM_LR"
-            --per_device_train_batch_size "$PRM_BATCH" --gradient_accumulation_steps "$PRM_GRAD_ACCUM"
-            --max_length "$PRM_MAX_LEN" --logging_steps "${PRM_LOG_STEPS:-1}" --save_strategy no
-            --report_to none --seed "${SEED:-42}" --cross_fit_folds "$PRM_CROSS_FIT")
-[[ -n "${PRM_DEEPSPEED:-}" ]] && train_args+=(--deepspeed "$PRM_DEEPSPEED")
-[[ -n "${DTYPE:-}" ]] && train_args+=(--dtype "$DTYPE")
+  --val-fraction "$PRM_VAL_FRACTION" --seed "$SEED" --icl-examples "$ICL_EXAMPLES"
+train_args=(--data-dir "$PRM_DIR/data" --model "$PRM_BASE" --output-dir "$PRM_DIR" --head "$PRM_HEAD"
+            --backbone "$PRM_BACKBONE" --num-train-epochs "$PRM_EPOCHS" --learning-rate "$PRM_LR"
+            --per-device-train-batch-size "$PRM_BATCH" --gradient-accumulation-steps "$PRM_GRAD_ACCUM"
+            --max-length "$PRM_MAX_LEN" --logging-steps "$PRM_LOG_STEPS" --save-strategy no
+            --report-to none --seed "$SEED" --cross-fit-folds "$PRM_CROSS_FIT")
+[[ -n "$PRM_DEEPSPEED" ]] && train_args+=(--deepspeed "$PRM_DEEPSPEED")
+[[ -n "$DTYPE" ]] && train_args+=(--dtype "$DTYPE")
 # shellcheck disable=SC2206
-[[ -n "${PRM_EXTRA:-}" ]] && train_args+=($PRM_EXTRA)
+[[ -n "$PRM_EXTRA" ]] && train_args+=($PRM_EXTRA)
 echo "[prm] $ENV_NAME: $PRM_HEAD head, $PRM_BACKBONE backbone on $PRM_BASE, cross-fit folds $PRM_CROSS_FIT (profile $PROFILE)"
 # train.py skips what exists: with PRM_CROSS_FIT >= 2 and no matching folds/folds.json yet (e.g. switched
 # on for a finished run) it trains only the K fold estimators and adds eval.json's cross_fit section.
 # prm/infer.py rewrites c_t when the estimator, its folds or the mode changed (its fingerprint).
 if (( NUM_GPUS > 1 )); then
-  "$PY" -m accelerate.commands.launch --num_processes "$NUM_GPUS" prm/train.py "${train_args[@]}"
+  "$PY" -m accelerate.commands.launch --num-processes "$NUM_GPUS" prm/train.py "${train_args[@]}"
 else
   "$PY" prm/train.py "${train_args[@]}"
 fi
@@ -44,13 +42,13 @@ for variant in $FUSE_VARIANTS; do
   extra=()
   if [[ "$variant" == mc ]]; then
     mc="$EXPLORE_DIR/mc_values.jsonl"
-    "$PY" prm/mc_values.py --rollouts "$rollouts" --model "$PRM_BASE" --k "${MC_K:-4}" \
+    "$PY" prm/mc_values.py --rollouts "$rollouts" --model "$PRM_BASE" --k "$MC_K" \
       --icl-examples "$ICL_EXAMPLES" \
       --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --batch-size "$BATCH_SIZE" --output "$mc" \
       ${MC_ROLLOUTS:+--num-rollouts "$MC_ROLLOUTS"}
     extra=(--mc-values "$mc")
   fi
   "$PY" prm/fuse_rewards.py --rollouts "$rollouts" --step-values "$values" --variant "$variant" \
-    --alpha "${ALPHA:-1.0}" ${BETA:+--beta "$BETA"} --output "$PPO_DATA_DIR/$variant.jsonl" \
+    --alpha "$ALPHA" ${BETA:+--beta "$BETA"} --output "$PPO_DATA_DIR/$variant.jsonl" \
     --icl-examples "$ICL_EXAMPLES" "${extra[@]}"
 done

@@ -1,15 +1,15 @@
 """Train the progress estimator (stage 3): per-step values whose sum regresses the final reward,
 L = mean over rollouts of (sum_t c_t - R)^2.
 
-    python prm/train.py --data_dir runs/demo/alfworld/prm_data --model runs/demo/alfworld/sft/model \\
-        --output_dir runs/demo/alfworld/estimator --head mlp --backbone lora --num_train_epochs 1
+    python prm/train.py --data-dir runs/demo/alfworld/prm_data --model runs/demo/alfworld/sft/model \\
+        --output-dir runs/demo/alfworld/estimator --head mlp --backbone lora --num-train-epochs 1
 
 Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed prm/configs/ds_zero2.json`` for the
 paper's setting). Writes ``<output_dir>/estimator`` (safetensors + config), ``train_log.jsonl``, and
 ``eval.json``: held-out MSE against predicting the mean training reward, and the correlation of the
 prediction with R.
 
-``--cross_fit_folds K`` (K >= 2) also trains K estimators, K-fold by task on train.jsonl + val.jsonl
+``--cross-fit-folds K`` (K >= 2) also trains K estimators, K-fold by task on train.jsonl + val.jsonl
 pooled, into ``<output_dir>/estimator/folds/fold<k>/`` with the assignment in ``folds/folds.json``;
 ``prm/infer.py`` then gives every rollout its c_t from the fold that never saw its task, and
 ``eval.json`` gets a ``cross_fit`` section (out-of-fold MSE and correlation over every rollout).
@@ -31,9 +31,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 
 from spa_rl.agent.schema import command_line, read_records, write_json_atomic
+from spa_rl.cli import parse
 from spa_rl.estimator.data import StepCollator, encode_rollout
 from spa_rl.estimator.model import BACKBONES, HEADS, EstimatorConfig, ProgressEstimator
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
@@ -47,7 +48,7 @@ from spa_rl.training import (
     publish_dir,
     write_log_history,
 )
-from spa_rl.validate import choice, exit_on_error, positive_int
+from spa_rl.validate import choice, positive_int
 
 
 @dataclass
@@ -358,9 +359,7 @@ def cross_fit(
 
 
 def main() -> None:
-    parser = HfArgumentParser((EstimatorArgs, TrainingArguments))
-    with exit_on_error():  # the dataclasses' checks: one line naming the flag
-        est_args, args = parser.parse_args_into_dataclasses()
+    est_args, args = parse(EstimatorArgs, TrainingArguments, doc=__doc__)  # one line names a refused flag
     est_args.model = resolve_model_path(est_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, est_args.dtype)
     args.remove_unused_columns = False

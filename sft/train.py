@@ -2,7 +2,7 @@
 assistant turns only.
 
     python sft/train.py --data data/sft/alfworld_sft.json --model models/smollm2-135m-instruct \\
-        --output_dir runs/demo/alfworld/sft --num_train_epochs 3 --learning_rate 2e-5 ...
+        --output-dir runs/demo/alfworld/sft --num-train-epochs 3 --learning-rate 2e-5 ...
 
 Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed``, ...); ``--dtype`` picks the compute
 dtype (default: bf16 where the hardware has it, see spa_rl/models/precision.py). Launch with
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from transformers import AutoModelForCausalLM, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, set_seed
 
 from spa_rl.agent.chat import render_chat
 from spa_rl.agent.prompts import (
@@ -34,6 +34,7 @@ from spa_rl.agent.prompts import (
 )
 from spa_rl.agent.schema import command_line, write_json_atomic
 from spa_rl.agent.sharegpt import read_sharegpt, to_messages
+from spa_rl.cli import parse
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
@@ -47,7 +48,7 @@ from spa_rl.training import (
     publish_dir,
     write_log_history,
 )
-from spa_rl.validate import exit_on_error, positive_int
+from spa_rl.validate import positive_int
 
 
 @dataclass
@@ -133,9 +134,7 @@ class ExpertDataset(Dataset):
 
 
 def main() -> None:
-    parser = HfArgumentParser((SFTArgs, TrainingArguments))
-    with exit_on_error():  # the dataclasses' checks: one line naming the flag
-        sft_args, args = parser.parse_args_into_dataclasses()
+    sft_args, args = parse(SFTArgs, TrainingArguments, doc=__doc__)  # one line names a refused flag
     sft_args.model = resolve_model_path(sft_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, sft_args.dtype)
     out = Path(args.output_dir)

@@ -6,8 +6,8 @@ so every entry point behaves the same way:
 - ``save_every`` is ``--save-every``; the underscore spelling ``--save_every`` is accepted too, and so are
   the older names a field lists in ``metadata["aliases"]``.
 - booleans: ``--flag`` or ``--flag true|false``; a flag that defaults to true also gets ``--no-flag``.
-- an optional setting (``int | None``) takes ``none`` to mean unset.
-- ``list[...]`` fields take several values; ``Literal`` fields or ``metadata["choices"]`` limit the values.
+- an optional number (``int | None``, ``float | None``) takes ``none`` to mean unset.
+- ``list[...]`` fields take several values (``arg(repeat=True)``: the flag may also be repeated); ``Literal`` fields or ``metadata["choices"]`` limit the values.
 - help text is ``metadata["help"]``; a config's ``__post_init__`` checks (``spa_rl.validate``) turn into
   one line naming the refused flag and exit status 1, not argparse's usage text.
 
@@ -35,10 +35,14 @@ def arg(
     *,
     aliases: Sequence[str] = (),
     choices: Sequence[Any] | None = None,
+    repeat: bool = False,
     default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
 ) -> Any:
-    """A config field with its help text (and older flag names or allowed values)."""
+    """A config field with its help text (and older flag names or allowed values). ``repeat``: a list
+    field whose flag may be given several times (``--run-dir A --run-dir B``, or ``--run-dir A B``)."""
     meta: dict[str, Any] = {"help": help.replace("%", "%%")}  # argparse formats help with %
+    if repeat:
+        meta["action"] = "extend"  # a plain list field would keep only the last occurrence
     if aliases:
         meta["aliases"] = list(aliases)
     if choices is not None:
@@ -47,12 +51,13 @@ def arg(
 
 
 def _optional_fields(config: type) -> set[str]:
-    """Fields typed ``X | None`` with X not bool (HfArgumentParser parses those as plain X)."""
+    """Fields typed ``int | None`` or ``float | None`` (HfArgumentParser parses those as plain numbers); a
+    string field keeps the word, which can be a real value (``--report-to none``)."""
     out = set()
     for name, hint in typing.get_type_hints(config).items():
         args = typing.get_args(hint)
         is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-        if is_union and type(None) in args and bool not in args:
+        if is_union and type(None) in args and set(args) - {type(None)} <= {int, float}:
             out.add(name)
     return out
 

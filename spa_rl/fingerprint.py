@@ -208,14 +208,16 @@ def claim_file(
     when the output exists with this fingerprint (the stage skips), else False. The stage calls
     ``mark_file`` before it starts writing, so its partial work is covered by the fingerprint too.
     ``redo_when_changed``: for outputs that are a deterministic function of their inputs (step values,
-    fused rewards, a merge), a changed fingerprint means "write it again" (said on stdout), not a refusal."""
+    fused rewards, a merge), a changed fingerprint means "write it again" (said on stdout), not a refusal.
+    Writing again (or ``overwrite``) first removes the old output: a redo that fails must not leave it
+    beside the new fingerprint, where the next run would take it as up to date."""
     path = Path(path)
     with locked(path.parent, f".{path.name}.lock"):
         side = sidecar(path)
         if overwrite:
             side.unlink(missing_ok=True)
-            for w in work_files:
-                w.unlink(missing_ok=True)
+            for w in (path, *work_files):
+                _remove(w)
             yield False
             return
         old = json.loads(side.read_text()) if side.exists() else None
@@ -228,12 +230,21 @@ def claim_file(
             return
         if redo_when_changed:
             print(f"{path}: inputs or settings changed, writing it again:\n  {why}")
+            side.unlink(missing_ok=True)
+            _remove(path)
             yield False
             return
         raise OutputConflict(
             f"{path} (or its partial work) was written with other settings:\n  {why}\nUse another output "
             "path, or pass --overwrite to write it again."
         )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def mark_file(path: str | Path, fp: dict) -> None:

@@ -44,8 +44,8 @@ def test_exploration_and_estimator_scripts_tiny_profile(tmp_path):
         EXPLORE_MODEL="models/tiny-llama",
         PRM_BASE="models/tiny-llama",
     )
-    for script in ("exploration/alfworld.sh", "prm/alfworld.sh"):
-        res = subprocess.run(["bash", script], cwd=REPO, env=env, capture_output=True, text=True)
+    for script in ("exploration/run_explore.sh", "prm/run_prm.sh"):
+        res = subprocess.run(["bash", script, "alfworld"], cwd=REPO, env=env, capture_output=True, text=True)
         assert res.returncode == 0, (script, res.stderr[-3000:])
     rollouts = read_records(run / "exploration" / "episodes.jsonl")
     assert len(rollouts) == 4 and {r.rollout for r in rollouts} == {0, 1}

@@ -98,6 +98,23 @@ def test_file_outputs_skip_when_current_redo_or_refuse_when_changed(tmp_path):
         assert not current and not work.exists()
 
 
+def test_a_failed_redo_leaves_no_output_under_the_new_fingerprint(tmp_path):
+    """A derived file whose redo fails half-way must be written again by the next run, not skipped."""
+    out, folder = tmp_path / "fused.jsonl", tmp_path / "merged"
+    fp1, fp2 = make_fingerprint("x", {"icl": 1}, {}), make_fingerprint("x", {"icl": 0}, {})
+    for path, write in ((out, lambda: out.write_text("old\n")), (folder, lambda: folder.mkdir())):
+        with claim_file(path, fp1):
+            mark_file(path, fp1)
+            write()
+        with pytest.raises(RuntimeError, match="the redo failed"):
+            with claim_file(path, fp2, redo_when_changed=True) as current:
+                assert not current and not path.exists()  # the old output is gone before the work
+                mark_file(path, fp2)
+                raise RuntimeError("the redo failed")
+        with claim_file(path, fp2, redo_when_changed=True) as current:
+            assert not current
+
+
 def test_a_kill_between_the_two_renames_of_a_checkpoint_publish_loses_nothing(tmp_path):
     final, tmp = tmp_path / "checkpoint", tmp_path / "checkpoint.partial"
     final.mkdir()

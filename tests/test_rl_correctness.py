@@ -259,7 +259,7 @@ def test_online_rollouts_after_an_update_equal_a_fresh_generators(tmp_path, smol
     from spa_rl.agent.backends import GenerationConfig
     from spa_rl.agent.backends.hf import HFPolicy
     from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
-    from spa_rl.rl.online import OnlineSource
+    from spa_rl.rl.sources import OnlineSource
 
     recipe, cfg = ppo_cfg(mode="online", env="alfworld", variant="sparse", num_tasks=2, task_types="pick",
                           temperature=0.0, max_steps=2, max_new_tokens=12, gen_batch_size=2, lr=0.5,

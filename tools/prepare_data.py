@@ -8,7 +8,6 @@ temporary folder that is renamed into place at the end, so a killed run never le
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -17,10 +16,12 @@ import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.paths import data_dir, default_mirror  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
 
 # Public archives linked from the SPA-RL README (Google Drive ids), used when no mirror is given.
 GDRIVE = {
@@ -159,19 +160,22 @@ def prepare_webshop(mirror: Path | None, force: bool) -> None:
 PREPARERS = {"alfworld": prepare_alfworld, "virtualhome": prepare_virtualhome, "webshop": prepare_webshop}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--envs", default="alfworld", help="comma-separated: " + ",".join(PREPARERS))
-    ap.add_argument("--mirror", type=Path, default=None, help="offline mirror (default: $SPA_DATA_MIRROR)")
-    ap.add_argument("--force", action="store_true", help="unpack again even if the data is ready")
-    args = ap.parse_args()
-    mirror = args.mirror or default_mirror()
+@dataclass
+class PrepareDataConfig:
+    envs: str = arg("alfworld", "comma-separated: " + ",".join(PREPARERS))
+    mirror: Path | None = arg(None, "offline mirror (default: $SPA_DATA_MIRROR)")
+    force: bool = arg(False, "unpack again even if the data is ready")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(PrepareDataConfig, argv=argv, doc=__doc__)
+    mirror = cfg.mirror or default_mirror()
     if mirror is not None and not mirror.is_dir():
         raise SystemExit(f"data mirror {mirror} is not a directory")
-    for env in [e.strip() for e in args.envs.split(",") if e.strip()]:
+    for env in [e.strip() for e in cfg.envs.split(",") if e.strip()]:
         if env not in PREPARERS:
             raise SystemExit(f"unknown environment {env!r}; known: {sorted(PREPARERS)}")
-        PREPARERS[env](mirror, args.force)
+        PREPARERS[env](mirror, cfg.force)
 
 
 if __name__ == "__main__":

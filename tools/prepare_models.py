@@ -9,20 +9,26 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.paths import models_dir  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_DIR = "smollm2-135m-instruct"
 TINY_DIR = "tiny-llama"
 MAX_LEN = 8192  # SmolLM2's trained context
+
+
+@dataclass
+class PrepareModelsConfig:
+    force: bool = arg(False, "rebuild both model folders even if they are ready")
 
 
 def log(msg: str) -> None:
@@ -98,21 +104,19 @@ def build_tiny(dest: Path, tok) -> None:
     save_atomic(model, tok, dest)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--force", action="store_true")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(PrepareModelsConfig, argv=argv, doc=__doc__)
     root = models_dir()
     root.mkdir(parents=True, exist_ok=True)
     smol, tiny = root / SMOL_DIR, root / TINY_DIR
-    if is_ready(smol) and is_ready(tiny) and not args.force:
+    if is_ready(smol) and is_ready(tiny) and not cfg.force:
         log(f"ready: {smol}, {tiny}")
         return
     t0 = time.time()
     from transformers import AutoTokenizer
 
-    tok = build_smollm2(smol) if (args.force or not is_ready(smol)) else AutoTokenizer.from_pretrained(smol)
-    if args.force or not is_ready(tiny):
+    tok = build_smollm2(smol) if (cfg.force or not is_ready(smol)) else AutoTokenizer.from_pretrained(smol)
+    if cfg.force or not is_ready(tiny):
         build_tiny(tiny, tok)
     log(f"done in {time.time() - t0:.0f}s")
 

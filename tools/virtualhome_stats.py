@@ -6,16 +6,24 @@ sources, and the expert's success over every task through the environment at the
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs import load_tasks, make_env  # noqa: E402
 from envs.virtualhome.env import MAX_STEPS, SPLITS, task_file  # noqa: E402
+from spa_rl.agent.schema import command_line  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
+
+
+@dataclass
+class VirtualHomeStatsConfig:
+    max_steps: int = arg(MAX_STEPS, "episode step limit of the expert replay (the agent's)")
+    output: Path | None = arg(None, "optional JSON with every figure")
 
 
 def replay(tasks, max_steps: int) -> list[dict]:
@@ -42,15 +50,12 @@ def replay(tasks, max_steps: int) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--max-steps", type=int, default=MAX_STEPS)
-    ap.add_argument("--output", type=Path, default=None, help="optional JSON with every figure")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(VirtualHomeStatsConfig, argv=argv, doc=__doc__)
     t0 = time.time()
     data = task_file()
     tasks = {s: load_tasks("virtualhome", s) for s in SPLITS}
-    rows = [r for s in SPLITS for r in replay(tasks[s], args.max_steps)]
+    rows = [r for s in SPLITS for r in replay(tasks[s], cfg.max_steps)]
     won = sum(r["result"] == "success" for r in rows)
     summary = {
         "programs": data["programs"],
@@ -72,7 +77,7 @@ def main() -> None:
             ),
         },
         "expert": {
-            "max_steps": args.max_steps,
+            "max_steps": cfg.max_steps,
             "tasks": len(rows),
             "won": won,
             "success_rate": round(won / len(rows), 4),
@@ -82,9 +87,9 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1),
     }
     print(json.dumps(summary, indent=1))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({**summary, "command": " ".join(sys.argv)}, indent=1))
+    if cfg.output:
+        cfg.output.parent.mkdir(parents=True, exist_ok=True)
+        cfg.output.write_text(json.dumps({**summary, "command": command_line()}, indent=1))
 
 
 if __name__ == "__main__":

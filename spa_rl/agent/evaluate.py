@@ -8,53 +8,66 @@ Rerunning with the same ``--output-dir`` resumes: finished episodes are kept and
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from envs import select_tasks
+from envs import ENV_NAMES, select_tasks
 from spa_rl.agent.backends import GenerationConfig, make_policy
 from spa_rl.agent.metrics import summarize
 from spa_rl.agent.prompts import check_model_icl, validate_icl_examples
 from spa_rl.agent.runner import RolloutConfig, run_rollouts
-from spa_rl.agent.schema import write_json_atomic
+from spa_rl.agent.schema import command_line, write_json_atomic
+from spa_rl.cli import arg, parse
 from spa_rl.fingerprint import claim_output, settings_of
 from spa_rl.models.precision import dtype_name, resolve_dtype
-from spa_rl.validate import choice, exit_on_error, in_range, non_negative, positive_int
+from spa_rl.validate import choice, in_range, non_negative, positive_int
 
 
 @dataclass
 class EvalConfig:
-    env: str = "alfworld"
-    split: str = "unseen"
-    model: str = "models/smollm2-135m-instruct"  # local folder (hf) or served model name (openai)
-    backend: str = "hf"  # hf | openai
-    api_base: str | None = None  # openai backend endpoint, e.g. http://127.0.0.1:8000/v1
-    num_tasks: int | None = None  # N tasks of the split (None: all)
-    task_sample: str = "first"  # first | random: which N tasks (random: seeded by task_seed)
-    task_seed: int = 0
-    task_types: str | None = None  # comma-separated task types to keep (e.g. pick,clean); None: all
-    task_ids: str | None = None  # file of task ids (one per line): draw only from these
-    exclude_task_ids: str | None = None  # file of task ids (one per line): never draw these
-    n_rollouts: int = 1
-    temperature: float = 0.0  # 0: greedy
-    top_p: float = 1.0
-    max_new_tokens: int = 128
-    max_steps: int | None = None  # None: the environment's limit
-    batch_size: int = 8
-    max_context: int | None = None
-    icl_examples: int = 1  # in-context examples in the prompt: 1 (the paper's) or 0 (instruction + task)
-    seed: int = 0
-    device: str | None = None
-    dtype: str | None = None  # auto | bf16 | fp32 (None: auto, bf16 where the hardware has it)
-    output_dir: str = "runs/eval"
-    no_kv_cache: bool = False
-    no_progress: bool = False
-    overwrite: bool = False
+    env: str = arg("alfworld", "environment name", choices=ENV_NAMES)
+    split: str = arg("unseen", "task split (alfworld: train, seen, unseen; webshop: train, test, human; "
+                     "virtualhome: train, seen, unseen = test)")  # fmt: skip
+    model: str = arg("models/smollm2-135m-instruct", "local model folder (hf) or served model name (openai)")
+    backend: str = arg("hf", "hf: transformers in this process | openai: an OpenAI-compatible server (vLLM)",
+                       choices=("hf", "openai"))  # fmt: skip
+    api_base: str | None = arg(None, "openai backend endpoint, e.g. http://127.0.0.1:8000/v1")
+    num_tasks: int | None = arg(None, "play N tasks of the split (see --task-sample; default: all)")
+    task_sample: str = arg("first", "first: the split's first N tasks; random: N drawn without replacement "
+                           "(seeded by --task-seed)")  # fmt: skip
+    task_seed: int = arg(0, "seed of --task-sample random")
+    task_types: str | None = arg(None, "keep only these task types, comma-separated (alfworld: pick,examine,"
+                                 "clean,heat,cool,pick_two; webshop: beauty,electronics,fashion,garden,grocery; "
+                                 "virtualhome: the task title in snake case, e.g. watch_tv)")  # fmt: skip
+    task_ids: str | None = arg(None, "a file with one task id per line (e.g. an SFT model's task_ids.txt): "
+                               "draw tasks only from these")  # fmt: skip
+    exclude_task_ids: str | None = arg(None, "a file with one task id per line: never draw these (e.g. hold "
+                                       "out the SFT games)")  # fmt: skip
+    n_rollouts: int = arg(1, "rollouts per task (use temperature > 0 for different rollouts)")
+    temperature: float = arg(0.0, "sampling temperature; 0 = greedy")
+    top_p: float = arg(1.0, "nucleus sampling mass")
+    max_new_tokens: int = arg(128, "tokens generated per turn")
+    max_steps: int | None = arg(None, "agent turns per episode (default: the environment's limit)")
+    batch_size: int = arg(8, "episodes advanced together (one batched generate call per step)")
+    max_context: int | None = arg(None, "prompt + reply token limit; longer episodes end with "
+                                  "finish_reason=context_limit")  # fmt: skip
+    icl_examples: int = arg(1, "in-context examples in the prompt: 1 (instruction + one example + task, the "
+                            "paper's) or 0 (instruction + task); a model folder whose spa_rl.json records the "
+                            "other setting is refused")  # fmt: skip
+    seed: int = arg(0, "sampling seed")
+    device: str | None = arg(None, "hf backend: torch device (default: cuda if available, else cpu)")
+    dtype: str | None = arg(
+        None, "hf backend: auto | bf16 | fp32 (default auto: bf16 where the hardware has it)"
+    )
+    output_dir: str = arg("runs/eval", "where episodes.jsonl and summary.json go")
+    no_kv_cache: bool = arg(False, "hf backend: re-encode the whole conversation every turn instead of keeping "
+                            "each episode's cache")  # fmt: skip
+    no_progress: bool = arg(False, "no progress bar")
+    overwrite: bool = arg(False, "remove the output folder's contents and start over (otherwise a rerun "
+                          "resumes, and a folder written with other settings is refused)")  # fmt: skip
 
     def __post_init__(self) -> None:
         # Every number refused by its flag before any task is loaded: argparse lets 0, -1 and nan through.
@@ -79,41 +92,9 @@ NOT_FINGERPRINTED = frozenset(
 )  # fmt: skip
 
 
-HELP = {
-    "env": "environment name",
-    "split": "task split (alfworld: train, seen, unseen; webshop: train, test, human; "
-    "virtualhome: train, seen, unseen = test)",
-    "num_tasks": "play N tasks of the split (see --task-sample)",
-    "task_sample": "first: the split's first N tasks; random: N drawn without replacement (seeded)",
-    "task_types": "keep only these task types, comma-separated (alfworld: pick,examine,clean,heat,cool,pick_two; "
-    "webshop: beauty,electronics,fashion,garden,grocery; virtualhome: the task title in snake case, e.g. watch_tv)",
-    "task_ids": "a file with one task id per line (e.g. an SFT model's task_ids.txt): draw tasks only from these",
-    "exclude_task_ids": "a file with one task id per line: never draw these (e.g. hold out the SFT games)",
-    "n_rollouts": "rollouts per task (use temperature > 0 for different rollouts)",
-    "temperature": "sampling temperature; 0 = greedy",
-    "batch_size": "episodes advanced together (one batched generate call per step)",
-    "max_context": "prompt + reply token limit; longer episodes end with finish_reason=context_limit",
-    "icl_examples": "in-context examples in the prompt: 1 (instruction + one example + task, the paper's) or "
-    "0 (instruction + task); a model folder whose spa_rl.json records the other setting is refused",
-    "overwrite": "remove the output folder's contents and start over (otherwise a rerun resumes, and a "
-    "folder written with other settings is refused)",
-    "no_kv_cache": "hf backend: re-encode the whole conversation every turn instead of keeping each episode's cache",
-}
-
-
 def parse_args(argv: list[str] | None = None, doc: str = __doc__, **defaults) -> EvalConfig:
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(EvalConfig):
-        default = defaults.get(f.name, f.default)
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            ap.add_argument(flag, action="store_true", help=HELP.get(f.name))
-            continue
-        kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
-        ap.add_argument(flag, type=kind, default=default, help=f"{HELP.get(f.name, '')} (default: {default})")
-    args = ap.parse_args(argv)
-    with exit_on_error():
-        return EvalConfig(**vars(args))
+    """The evaluation flags; ``defaults`` replace field defaults (exploration's sampling settings)."""
+    return parse(EvalConfig, argv=argv, doc=doc, **defaults)
 
 
 def _previous_runs(path: Path) -> list[dict]:
@@ -202,8 +183,7 @@ def _write_summary(cfg: EvalConfig, out: Path, records, stats, previous_runs, t0
         # A resumed or repeated evaluation keeps the throughput of the runs that played episodes.
         "runs": previous_runs + ([this_run] if stats.episodes else []),
         "config": asdict(cfg),
-        "command": command
-        or " ".join([Path(sys.executable).name, "-m", "spa_rl.agent.evaluate", *sys.argv[1:]]),
+        "command": command or command_line(),
         "host": {"python": platform.python_version(), "machine": platform.machine()},
     }
     write_json_atomic(out / "summary.json", summary)

@@ -8,17 +8,18 @@ request at a time; use ``vllm serve`` or SGLang for throughput.
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from spa_rl.agent.backends.base import GenerationConfig, Message
 from spa_rl.agent.backends.hf import HFPolicy
 from spa_rl.agent.schema import fix_surrogates
-from spa_rl.validate import is_finite_number
+from spa_rl.cli import arg, parse
+from spa_rl.validate import is_finite_number, positive, positive_int
 
 MAX_BODY_BYTES = 1 << 20  # a chat request of a few hundred KiB of text at most
 TIMEOUT_S = 30.0  # per socket read/write: a stalled client frees its thread after this
@@ -252,37 +253,33 @@ def make_server(
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def _positive(kind):
-    def conv(s: str):
-        v = kind(s)
-        if not (is_finite_number(v) and v > 0):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
-        return v
+@dataclass
+class ServeConfig:
+    model: str = arg(help="local model folder")
+    served_name: str | None = arg(None, "model name clients send (default: --model)")
+    host: str = arg("127.0.0.1", "address to listen on")
+    port: int = arg(8000, "port to listen on (0: any free port)")
+    device: str | None = arg(None, "torch device (default: the GPU if there is one, else the CPU)")
+    max_body_bytes: int = arg(MAX_BODY_BYTES, "larger request bodies are refused with 413 unread")
+    timeout: float = arg(TIMEOUT_S, "seconds a connection may stall on a read or write, and the most a "
+                         "request body may take to arrive, before it is closed")  # fmt: skip
 
-    return conv
+    def __post_init__(self) -> None:
+        positive_int("--max-body-bytes", self.max_body_bytes)
+        positive("--timeout", self.timeout)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="local model folder")
-    ap.add_argument("--served-name", default=None, help="model name clients send (default: --model)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8000)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--max-body-bytes", type=_positive(int), default=MAX_BODY_BYTES,
-                    help=f"larger request bodies are refused with 413 unread (default {MAX_BODY_BYTES})")  # fmt: skip
-    ap.add_argument("--timeout", type=_positive(float), default=TIMEOUT_S,
-                    help=f"seconds a connection may stall on a read or write, and the most a request body may take to arrive, before it is closed (default {TIMEOUT_S:g})")  # fmt: skip
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(ServeConfig, argv=argv, doc=__doc__)
     server = make_server(
-        HFPolicy(args.model, device=args.device),
-        args.served_name or args.model,
-        args.host,
-        args.port,
-        args.max_body_bytes,
-        args.timeout,
+        HFPolicy(cfg.model, device=cfg.device),
+        cfg.served_name or cfg.model,
+        cfg.host,
+        cfg.port,
+        cfg.max_body_bytes,
+        cfg.timeout,
     )
-    print(f"serving {args.model} on http://{args.host}:{args.port}/v1", flush=True)
+    print(f"serving {cfg.model} on http://{cfg.host}:{cfg.port}/v1", flush=True)
     server.serve_forever()
 
 

@@ -1,32 +1,41 @@
-"""Online PPO's rollout source: each iteration the current policy (LoRA model, in memory) plays fresh
-training tasks; the frozen progress estimator and the recorded grounding turn them into per-step
-rewards. Rollouts are appended to ``<output_dir>/online_rollouts.jsonl``; a run resumed at iteration i
-keeps the episodes of iterations up to i (iteration i's came from the checkpoint's weights) and drops the
-later ones, which later weights played; their prompts hold ``cfg.icl_examples`` in-context examples. The
-generator's key/value caches are dropped before every iteration: they hold keys/values of the weights
-before the last update."""
+"""Where PPO's rollouts come from, behind one small protocol (``RolloutSource.next``): the k-th rollout or
+task drawn is a function of the seed and k alone (``PassSampler``), so a resumed run trains on what the
+uninterrupted run would have.
+
+- ``OfflineSource`` (the public code): the fixed exploration rollouts of a PPO data file with their fused
+  rewards (prm/fuse_rewards.py), shuffled once per pass and taken in turn.
+- ``OnlineSource``: each iteration the current policy (LoRA model, in memory) plays fresh training tasks;
+  the frozen progress estimator and the recorded grounding turn them into per-step rewards. Rollouts are
+  appended to ``<output_dir>/online_rollouts.jsonl``; a run resumed at iteration i keeps the episodes of
+  iterations up to i (iteration i's came from the checkpoint's weights) and drops the later ones, which
+  later weights played. The generator's key/value caches are dropped before every iteration: they hold
+  keys/values of the weights before the last update.
+
+Both read a typed ``SourceConfig`` that the recipe builds with ``SourceConfig.of(its_config)``.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Protocol
 
 from envs import select_tasks
 from spa_rl.agent.backends import GenerationConfig
 from spa_rl.agent.backends.hf import HFPolicy
 from spa_rl.agent.metrics import summarize
+from spa_rl.agent.prompts import check_records_icl
 from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
 from spa_rl.agent.schema import read_records, write_jsonl_atomic
-from spa_rl.rewards import DEFAULT_BETA, NEEDS_ESTIMATOR, ONLINE_VARIANTS, fuse, step_values
-from spa_rl.rl.ppo import to_sample
+from spa_rl.rewards import DEFAULT_BETA, NEEDS_ESTIMATOR, ONLINE_VARIANTS, fuse, read_ppo_data, step_values
+from spa_rl.rl.ppo import Sample, to_sample
 from spa_rl.rl.sampler import PassSampler
 
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """What online rollouts and the training probe need from a PPO run's configuration (the recipe builds
-    it with ``SourceConfig.of(config)``; this module depends on nothing else of the recipe)."""
+    """What the rollout sources and the training probe need from a PPO run's configuration (the recipe
+    builds it with ``SourceConfig.of(config)``; this module depends on nothing else of the recipe)."""
 
     model: str
     output_dir: str
@@ -49,6 +58,7 @@ class SourceConfig:
     probe_every: int = 0
     probe_tasks: int = 16
     probe_seed: int = 0
+    data: str = ""  # offline: the PPO data file
 
     @classmethod
     def of(cls, config) -> SourceConfig:
@@ -56,13 +66,46 @@ class SourceConfig:
         return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
+class RolloutSource(Protocol):
+    variant: str
+
+    def next(self, n: int, iteration: int) -> tuple[list[Sample], dict]:
+        """This process's ``n`` rollouts of PPO iteration ``iteration`` and figures for the training log."""
+        ...
+
+
+class OfflineSource:
+    """Rollouts of the PPO data file, shuffled once per pass, taken in turn; ``variant`` is the data's."""
+
+    def __init__(self, cfg: SourceConfig, tokenizer, rank: int = 0, world: int = 1):
+        recs = read_ppo_data(cfg.data)
+        check_records_icl(recs, cfg.icl_examples, cfg.data, "the PPO data")
+        variants = sorted({r.variant for r in recs})
+        if len(variants) != 1:
+            raise SystemExit(f"{cfg.data}: records of several variants {variants}; one file per variant")
+        if cfg.variant is not None and cfg.variant != variants[0]:
+            raise SystemExit(f"--variant {cfg.variant} but {cfg.data} holds variant {variants[0]!r} rewards")
+        self.variant = variants[0]
+        self.samples = [s for r in recs if (s := to_sample(tokenizer, r, cfg.max_length))]
+        self.samples = self.samples[rank::world]
+        if not self.samples:
+            raise SystemExit(f"{cfg.data}: no rollout fits --max-length {cfg.max_length} on process {rank}")
+        self.sampler = PassSampler(len(self.samples), cfg.seed)
+
+    def next(self, n: int, iteration: int) -> tuple[list[Sample], dict]:
+        return [self.samples[i] for i in self.sampler.take(iteration * n, n)], {}
+
+
 class OnlineSource:
+    """Fresh rollouts of the current policy each iteration, rewarded by ``cfg.variant`` (see the module)."""
+
     def __init__(self, cfg: SourceConfig, tokenizer, policy, accelerator, start_iteration: int = 0):
         if cfg.variant not in ONLINE_VARIANTS:
             raise SystemExit(
                 f"online PPO supports --variant {'/'.join(ONLINE_VARIANTS)}, got {cfg.variant!r}"
             )
         self.cfg, self.tokenizer, self.policy = cfg, tokenizer, policy
+        self.variant = cfg.variant
         tasks = select_tasks(
             cfg.env,
             "train",
@@ -99,7 +142,7 @@ class OnlineSource:
         ]
         write_jsonl_atomic(self.out, [r.to_json() for r in kept])
 
-    def next(self, n: int, iteration: int):
+    def next(self, n: int, iteration: int) -> tuple[list[Sample], dict]:
         picked = [self.tasks[i] for i in self.sampler.take(iteration * n, n)]
         specs = [
             EpisodeSpec(t, iteration * n + i, meta={"iteration": iteration}) for i, t in enumerate(picked)
@@ -140,52 +183,3 @@ class OnlineSource:
         m = summarize(records)
         return samples, {"rollout_success": m["success_rate"], "rollout_grounding": m["grounding"],
                          "rollout_steps": m["avg_steps"]}  # fmt: skip
-
-
-class TrainingProbe:
-    """PPO's learning curve: every ``probe_every`` updates the current policy plays a fixed set of
-    ``probe_tasks`` training tasks greedily (drawn with ``probe_seed``, the same for every run and seed, from
-    the tasks PPO may use: ``--task-types`` / ``--task-ids``). Offline PPO's own rollouts are fixed, so this
-    is the only sign there of whether the policy gets better. Episodes go to ``probe_rollouts.jsonl``
-    (rollout index = updates done), figures to ``probe_log.jsonl``; a resumed run drops probes past its
-    checkpoint."""
-
-    def __init__(self, cfg: SourceConfig, tokenizer, policy, start_iteration: int = 0):
-        self.cfg, self.policy = cfg, policy
-        self.tasks = select_tasks(cfg.env, "train", cfg.probe_tasks, "random", cfg.probe_seed, cfg.task_types,
-                                  cfg.task_ids, cfg.exclude_task_ids)  # fmt: skip
-        device = str(next(policy.parameters()).device)
-        self.gen = HFPolicy(
-            cfg.model, device, batch_size=cfg.gen_batch_size, model=policy.lm, tokenizer=tokenizer
-        )
-        out = Path(cfg.output_dir)
-        self.records, self.log = out / "probe_rollouts.jsonl", out / "probe_log.jsonl"
-        kept = [r for r in read_records(self.records, repair_torn_tail=True) if r.rollout <= start_iteration]
-        write_jsonl_atomic(self.records, [r.to_json() for r in kept])
-        lines = self.log.read_text().splitlines() if self.log.exists() else []
-        self.entries = [
-            e for e in map(json.loads, filter(str.strip, lines)) if e["updates"] <= start_iteration
-        ]
-        write_jsonl_atomic(self.log, [json.dumps(e) for e in self.entries])
-
-    def due(self, updates: int) -> bool:
-        every = self.cfg.probe_every
-        return every > 0 and updates % every == 0 and all(e["updates"] != updates for e in self.entries)
-
-    def run(self, updates: int) -> dict:
-        """Play the probe tasks with the weights after ``updates`` PPO updates; returns the logged figures."""
-        cfg = self.cfg
-        self.gen.weights_changed()
-        self.policy.eval()
-        rcfg = RolloutConfig(batch_size=cfg.gen_batch_size, max_steps=cfg.max_steps,
-                             generation=GenerationConfig(cfg.max_new_tokens, 0.0, 1.0, 0))  # fmt: skip
-        specs = [EpisodeSpec(t, updates, meta={"updates": updates}) for t in self.tasks]
-        meta = {"model": f"{cfg.model} + LoRA after {updates} PPO updates (probe)", "temperature": 0.0}
-        records, _ = run_rollouts([], self.gen, self.records, rcfg, specs=specs, progress=False, meta=meta,
-                                  icl_examples=cfg.icl_examples)  # fmt: skip
-        m = summarize(records)
-        entry = {"updates": updates, "train_success": m["success_rate"], "train_grounding": m["grounding"],
-                 "n": m["n"]}  # fmt: skip
-        self.entries.append(entry)
-        write_jsonl_atomic(self.log, [json.dumps(e) for e in self.entries])
-        return entry
