@@ -90,7 +90,9 @@ def test_loss_on_labelled_positions_equals_the_full_loss():
 @pytest.mark.usefixtures("alfworld_ready")
 def test_sft_stage_tiny_profile_end_to_end(tmp_path):
     env = dict(os.environ, PROFILE="tiny", RUN_DIR=str(tmp_path / "run"), SFT_DATA=str(tmp_path / "sft.json"))
-    run = subprocess.run(["bash", "sft/run_sft.sh", "alfworld"], cwd=REPO, env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        ["bash", "sft/run_sft.sh", "alfworld"], cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     out = tmp_path / "run" / "sft"
     summary = json.loads((out / "train_summary.json").read_text())
@@ -106,5 +108,7 @@ def test_sft_stage_tiny_profile_end_to_end(tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.config.num_hidden_layers == 2
-    again = subprocess.run(["bash", "sft/run_sft.sh", "alfworld"], cwd=REPO, env=env, capture_output=True, text=True)
+    again = subprocess.run(
+        ["bash", "sft/run_sft.sh", "alfworld"], cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert again.returncode == 0 and "exists with these settings; pass --overwrite" in again.stdout

@@ -38,9 +38,7 @@ def virtualhome_root() -> Path:
 def _task_file(path: str, mtime: float) -> dict:
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
-        raise EnvError(
-            f"{path}: expected an object with a 'tasks' list; rebuild with tools/prepare_data.py"
-        )
+        raise EnvError(f"{path}: expected an object with a 'tasks' list; rebuild with tools/prepare_data.py")
     return data
 
 

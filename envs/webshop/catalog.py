@@ -31,9 +31,7 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise EnvError(
-            f"cannot read {path}: {e}; rerun tools/prepare_data.py --envs webshop --force"
-        ) from e
+        raise EnvError(f"cannot read {path}: {e}; rerun tools/prepare_data.py --envs webshop --force") from e
 
 
 @dataclass
