@@ -26,6 +26,7 @@ from spa_rl.cli import arg, parse  # noqa: E402
 from spa_rl.models.loading import load_tokenizer  # noqa: E402
 from spa_rl.rl.policy_value import PolicyWithValue  # noqa: E402
 from spa_rl.rl.sources import OnlineSource, SourceConfig  # noqa: E402
+from spa_rl.rl.update import score_rollouts  # noqa: E402
 
 
 @dataclass
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
                                    icl_examples=cfg.icl_examples, dtype="fp32")  # fmt: skip
         source = OnlineSource(SourceConfig.of(ppo_cfg), tok, policy, acc)
         samples, extra = source.next(cfg.rollouts, 0)
-    old_lp, _, ref_lp = recipe.score_rollouts(policy, samples, 1, tok.pad_token_id, "cpu")
+    old_lp, _, ref_lp = score_rollouts(policy, samples, 1, tok.pad_token_id, "cpu")
     k1 = [(o - r).sum().item() for o, r in zip(old_lp, ref_lp, strict=True)]
     k3 = [(torch.exp(r - o) - 1 - (r - o)).sum().item() for o, r in zip(old_lp, ref_lp, strict=True)]
     tokens = sum(len(s.act_pos) for s in samples)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -42,25 +41,16 @@ from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, sett
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
-from spa_rl.rewards import REGISTRY, VARIANTS
+from spa_rl.rewards import VARIANTS, resolve_step_weighting
 from spa_rl.rl.policy_value import PolicyWithValue
 from spa_rl.rl.ppo import (
     GAE_LEVELS,
     STEP_WEIGHTINGS,
     KLController,
-    Sample,
-    advantages,
-    collate,
-    kl_penalised_rewards,
-    place_step_rewards,
-    policy_loss,
-    rows,
-    split_rows,
-    value_loss,
-    whiten,
 )
 from spa_rl.rl.probe import TrainingProbe
 from spa_rl.rl.sources import OfflineSource, OnlineSource, SourceConfig
+from spa_rl.rl.update import UpdateConfig, ppo_iteration
 from spa_rl.training import json_safe, publish_dir, recover_published, write_log_history
 from spa_rl.validate import (
     choice,
@@ -193,90 +183,6 @@ def parse_args(argv: list[str] | None = None) -> PPOConfig:
     return cfg
 
 
-def resolve_step_weighting(requested: str, variant: str) -> str:
-    """``auto``: the public code's (T - t - 1) weighting goes with its variant, none with the others."""
-    if requested != "auto":
-        return requested
-    v = REGISTRY.get(variant)  # data of a variant this version does not know: no weighting
-    return v.step_weighting if v is not None else "none"
-
-
-@torch.no_grad()
-def score_rollouts(unwrapped, samples: list[Sample], minibatch_size: int, pad_id: int, device):
-    """The policy before an update: log-probs and values of every action token, and the reference's
-    log-probs (adapters disabled), one tensor per rollout."""
-    old_lp, old_v, ref_lp = [], [], []
-    for s in range(0, len(samples), minibatch_size):
-        mb = samples[s : s + minibatch_size]
-        batch = collate(mb, pad_id, device)
-        lp, v = unwrapped(**batch)
-        old_lp += split_rows(lp.cpu(), mb)
-        old_v += split_rows(v.cpu(), mb)
-        ref_lp += split_rows(unwrapped.reference_logprobs(**batch).cpu(), mb)
-    return old_lp, old_v, ref_lp
-
-
-def rollout_advantages(samples: list[Sample], old_lp, old_v, ref_lp, cfg: PPOConfig, kl_coef: float):
-    """Per action token: step rewards on each step's last token, the KL penalty, GAE at ``cfg.gae_level``,
-    then whitening across the batch. Returns advantages, returns, and per rollout the summed KL and
-    score."""
-    adv, ret, kls, scores = [], [], [], []
-    weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
-    for i, smp in enumerate(samples):
-        score = place_step_rewards(len(smp.act_pos), smp.step_last, smp.step_rewards, weighting)
-        rew, kl = kl_penalised_rewards(score, old_lp[i], ref_lp[i], kl_coef)
-        a, r = advantages(cfg.gae_level, rew, old_v[i], smp.step_last, cfg.gamma, cfg.lam)
-        adv.append(a)
-        ret.append(r)
-        kls.append(kl.sum().item())
-        scores.append(score.sum().item())
-    if cfg.whiten_advantages:
-        flat = whiten(torch.cat(adv))
-        adv = list(torch.split(flat, [len(a) for a in adv]))
-    return adv, ret, kls, scores
-
-
-def ppo_iteration(policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ctl, pad_id, iteration) -> dict:
-    device = accelerator.device
-    # Dropout stays off throughout (as TRL does): the update's first forward pass then reproduces the
-    # log-probabilities scored here exactly, so the ratio starts at 1.
-    policy.eval()
-    old_lp, old_v, ref_lp = score_rollouts(unwrapped, samples, cfg.minibatch_size, pad_id, device)
-    adv, ret, kls, scores = rollout_advantages(samples, old_lp, old_v, ref_lp, cfg, kl_ctl.value)
-    # 3. Clipped updates: several epochs over minibatches, gradient accumulation.
-    stats = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": []}
-    rng = random.Random(cfg.seed * 100003 + iteration)
-    for _ in range(cfg.ppo_epochs):
-        order = list(range(len(samples)))
-        rng.shuffle(order)
-        mbs = [order[s : s + cfg.minibatch_size] for s in range(0, len(order), cfg.minibatch_size)]
-        for k, mb_idx in enumerate(mbs):
-            mb = [samples[i] for i in mb_idx]
-            lp, v = policy(**collate(mb, pad_id, device))
-            pg, st = policy_loss(lp, rows(old_lp, mb_idx, device), rows(adv, mb_idx, device), cfg.clip)
-            vf = value_loss(v, rows(old_v, mb_idx, device), rows(ret, mb_idx, device), cfg.value_clip)
-            accelerator.backward((pg + cfg.vf_coef * vf) / cfg.grad_accum)
-            if (k + 1) % cfg.grad_accum == 0 or k == len(mbs) - 1:
-                accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            stats["pg_loss"].append(pg.item())
-            stats["vf_loss"].append(vf.item())
-            stats["clipfrac"].append(st["clipfrac"])
-            stats["approx_kl"].append(st["approx_kl"])
-    mean_kl = sum(kls) / len(kls)
-    # A second estimate of the same KL(policy || ref) per rollout, for the log only: sum of
-    # exp(d) - 1 - d, d = log ref - log pi (Schulman's k3): >= 0 token by token and of lower variance than
-    # the penalty's log-ratio (k1), whose per-token terms are first order in the policy change while its
-    # mean is second order, so a batch of a few rollouts of a barely moved policy can log k1 < 0.
-    k3 = [(torch.exp(r - o) - 1 - (r - o)).sum().item() for o, r in zip(old_lp, ref_lp, strict=True)]
-    out = {k: sum(v) / len(v) for k, v in stats.items()}
-    out |= {"kl": mean_kl, "kl_k3": sum(k3) / len(k3), "kl_coef": kl_ctl.value,
-            "score": sum(scores) / len(scores)}  # fmt: skip
-    kl_ctl.update(mean_kl, len(samples))
-    return out
-
-
 def main() -> None:
     cfg = parse_args()
     cfg.model = resolve_model_path(cfg.model)  # a typo'd folder fails here, not on the Hub
@@ -354,6 +260,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     )
     # PPOConfig refuses --rollouts-per-iteration < 1, so every process gets at least one rollout.
     per_process = math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes)
+    update_cfg = UpdateConfig.of(cfg)
     probe = None
     if cfg.probe_every and accelerator.is_main_process:
         probe = TrainingProbe(source_cfg, tokenizer, unwrapped, start_iteration=start)
@@ -364,7 +271,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
             accelerator.print(f"probe after {it} updates: {probe.run(it)}")
         samples, extra = source.next(per_process, it)
         stats = ppo_iteration(
-            policy, unwrapped, optimizer, accelerator, samples, cfg, kl_ctl, tokenizer.pad_token_id, it
+            policy, unwrapped, optimizer, accelerator, samples, update_cfg, kl_ctl, tokenizer.pad_token_id, it
         )
         stats = {"iteration": it + 1, **extra, **stats, "seconds": round(time.time() - t0, 1)}
         # The log (and the summary's first/last) stays valid JSON: a diverged figure becomes null + a warning.

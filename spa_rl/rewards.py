@@ -335,3 +335,11 @@ def read_ppo_data(path: str | Path) -> list[PPORecord]:
     if not out:
         raise RecordError(f"{path}: no records")
     return out
+
+
+def resolve_step_weighting(requested: str, variant: str) -> str:
+    """``auto``: the public code's (T - t - 1) weighting goes with its variant, none with the others."""
+    if requested != "auto":
+        return requested
+    v = REGISTRY.get(variant)  # data of a variant this version does not know: no weighting
+    return v.step_weighting if v is not None else "none"

@@ -15,6 +15,7 @@ from envs import load_tasks
 from spa_rl.agent.experts import expert_messages
 from spa_rl.agent.react import parse_reply
 from spa_rl.agent.schema import RecordError, StepRecord, TrajectoryRecord
+from spa_rl.estimator import fitting
 from spa_rl.estimator.data import StepCollator, encode_rollout, read_step_values
 from spa_rl.estimator.model import EstimatorConfig, ProgressEstimator
 from spa_rl.rewards import VARIANTS, fuse, read_ppo_data, step_values
@@ -246,9 +247,10 @@ def cross_fit_run(alfworld_ready, tmp_path_factory):
         seen["fits"].append([index[id(f)] for f in feats])
         return real_fit(model, feats, targets, args)
 
+    # The recipe reads the features; the folds (spa_rl.estimator.fitting.cross_fit) fit the heads.
     with (
         mock.patch.object(recipe, "cache_features", cache_spy),
-        mock.patch.object(recipe, "fit_head", fit_spy),
+        mock.patch.object(fitting, "fit_head", fit_spy),
     ):
         _run_recipe("prm/train.py", _train_argv(data, out, FOLDS))
     return SimpleNamespace(out=out, data=data, records=recs, main_head=main_head, eval_before=eval_before,

@@ -25,6 +25,7 @@ from spa_rl.rl.ppo import (
     to_sample,
     turn_spans,
 )
+from spa_rl.rl.update import rollout_advantages
 
 CPU = SimpleNamespace(
     device="cpu",
@@ -88,7 +89,7 @@ def test_advantages_sit_on_the_rewarded_step_only(smol_tokenizer, gae_level):
     s = _two_step_sample(smol_tokenizer, [0.0, 1.0])
     n, (a1, b1), (a2, b2) = len(s.act_pos), *turn_spans(len(s.act_pos), s.step_last)
     zeros = [torch.zeros(n)]
-    adv, ret, kls, scores = recipe.rollout_advantages([s], zeros, zeros, zeros, cfg, kl_coef=0.3)
+    adv, ret, kls, scores = rollout_advantages([s], zeros, zeros, zeros, cfg, kl_coef=0.3)
     adv = adv[0]
     assert (a1, b2) == (0, n) and b1 == a2 and kls == [0.0] and scores == [1.0]
     assert torch.equal(adv[a1:b1], torch.zeros(b1 - a1))
@@ -98,7 +99,7 @@ def test_advantages_sit_on_the_rewarded_step_only(smol_tokenizer, gae_level):
         assert adv[b2 - 1].item() == 1.0 and torch.equal(adv[a2 : b2 - 1], torch.zeros(b2 - 1 - a2))
     # With a discount, step 1 gets gamma^k of step 2's credit: k = 1 turn, or k = its distance in tokens.
     _, cfg = ppo_cfg(gamma=0.9, lam=1.0, whiten_advantages=False, gae_level=gae_level)
-    adv = recipe.rollout_advantages([s], zeros, zeros, zeros, cfg, kl_coef=0.0)[0][0]
+    adv = rollout_advantages([s], zeros, zeros, zeros, cfg, kl_coef=0.0)[0][0]
     expected = 0.9 if gae_level == "turn" else 0.9 ** (b2 - b1)
     assert adv[b1 - 1].item() == pytest.approx(expected, rel=1e-5)
 
