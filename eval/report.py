@@ -22,10 +22,10 @@ from pathlib import Path
 from envs import ENVS
 from spa_rl.agent.schema import read_records, write_text_atomic
 from spa_rl.cli import arg, parse
-from spa_rl.rewards import REPORT_LABELS
+from spa_rl.rl.advantages import method_labels
 from spa_rl.validate import non_negative_int
 
-ROW_NAMES = REPORT_LABELS
+ROW_NAMES = method_labels()  # step-value variants and critic-free estimators
 ORDER = list(ROW_NAMES)
 SPLIT_ORDER = ["unseen", "seen", "test", "train"]
 

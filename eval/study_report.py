@@ -19,9 +19,10 @@ from pathlib import Path
 
 from spa_rl.agent.schema import command_line, read_records, write_json_atomic, write_text_atomic
 from spa_rl.cli import arg, parse
-from spa_rl.rewards import REPORT_LABELS
+from spa_rl.rl.advantages import method_labels
 from spa_rl.stats import mcnemar_exact, paired_bootstrap, wilson
 
+LABELS = method_labels()  # step-value variants and critic-free estimators, in the report's order
 TAG = re.compile(r"ppo_(?P<mode>offline|online)(?P<level>-turn)?_(?P<variant>.+?)(?:_seed(?P<seed>\d+))?")
 SPLITS = ["unseen", "seen", "heldout", "test", "train"]
 
@@ -38,7 +39,7 @@ class Model:
 
     @property
     def label(self) -> str:
-        name = REPORT_LABELS.get(self.variant, self.variant)
+        name = LABELS.get(self.variant, self.variant)
         return name if self.mode == "-" else f"{name} ({self.mode})"
 
 
@@ -164,7 +165,7 @@ def _seed(m: Model) -> str:
 
 
 def _order(m: Model):
-    keys = list(REPORT_LABELS)
+    keys = list(LABELS)
     return (keys.index(m.variant) if m.variant in keys else 99, m.mode, m.seed or 0)
 
 

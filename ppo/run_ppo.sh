@@ -7,6 +7,9 @@
 # with the same settings (their fingerprints) and stop when the settings differ.
 # PPO_GAE_LEVEL=token|turn (GAE per action token, the default, or per agent turn);
 # PPO_STEP_WEIGHTING=auto|none|public-code (auto: the public-code variant brings its (T - t - 1) weighting).
+# VARIANT may also be a critic-free advantage estimator (grpo, rloo, gigpo: spa_rl/rl/advantages.py): PPO then
+# trains with --advantage VARIANT on the sparse variant's data (its outcome and grounding; no value head),
+# online with PPO_GROUP_SIZE rollouts per drawn task.
 # PPO_PROBE_EVERY=N (base.sh: 0, off): every N updates play PPO_PROBE_TASKS training tasks greedily and log
 # their success to probe_log.jsonl, PPO's learning curve.
 set -euo pipefail
@@ -16,11 +19,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 load_config "$ENV_NAME"
 : "${PPO_BASE:=$RUN_DIR/sft/model}"
 : "${PPO_DIR:=$(ppo_dir "$VARIANT")}"
-args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "$VARIANT"
+if [[ " $("$PY" -c 'from spa_rl.rl.advantages import CRITIC_FREE; print(*CRITIC_FREE)') " == *" $VARIANT "* ]]; then
+  ADVANTAGE="$VARIANT"; DATA_VARIANT=sparse
+else
+  ADVANTAGE=gae; DATA_VARIANT="$VARIANT"
+fi
+args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "$DATA_VARIANT"
+      --advantage "$ADVANTAGE" --group-size "$PPO_GROUP_SIZE"
       --iterations "$PPO_ITERS" --rollouts-per-iteration "$PPO_ROLLOUTS" --ppo-epochs "$PPO_EPOCHS"
       --minibatch-size "$PPO_MB" --grad-accum "$PPO_ACCUM" --lr "$PPO_LR" --kl-coef "$PPO_KL"
       --kl-target "$PPO_KL_TARGET" --step-weighting "$PPO_STEP_WEIGHTING"
-      --gae-level "$PPO_GAE_LEVEL" --seed "$SEED" --icl-examples "$ICL_EXAMPLES")
+      --gae-level "$PPO_GAE_LEVEL" --seed "$SEED" --report-to "$REPORT_TO" --icl-examples "$ICL_EXAMPLES")
 [[ -n "$DTYPE" ]] && args+=(--dtype "$DTYPE")
 # The training tasks online PPO draws from and the learning-curve probe plays (PPO_PROBE_EVERY > 0).
 args+=(--env "$ENV_NAME" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOKENS" --gen-batch-size "$BATCH_SIZE"
@@ -28,7 +37,7 @@ args+=(--env "$ENV_NAME" --max-steps "$MAX_STEPS" --max-new-tokens "$MAX_NEW_TOK
 [[ -n "$EXPLORE_TASK_TYPES" ]] && args+=(--task-types "$EXPLORE_TASK_TYPES")
 [[ -n "$EXPLORE_TASK_IDS" ]] && args+=(--task-ids "$EXPLORE_TASK_IDS")
 if [[ "$PPO_MODE" == offline ]]; then
-  args+=(--data "$RUN_DIR/ppo_data/$VARIANT.jsonl")
+  args+=(--data "$RUN_DIR/ppo_data/$DATA_VARIANT.jsonl")
 else
   args+=(--estimator "$RUN_DIR/estimator/estimator" --temperature "$EXPLORE_TEMPERATURE")
   [[ -n "$EXPLORE_TASKS" ]] && args+=(--num-tasks "$EXPLORE_TASKS")

@@ -42,6 +42,7 @@ from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
 from spa_rl.rewards import VARIANTS, resolve_step_weighting
+from spa_rl.rl.advantages import ESTIMATORS, AdvantageSettings
 from spa_rl.rl.policy_value import PolicyWithValue
 from spa_rl.rl.ppo import (
     GAE_LEVELS,
@@ -51,6 +52,7 @@ from spa_rl.rl.ppo import (
 from spa_rl.rl.probe import TrainingProbe
 from spa_rl.rl.sources import OfflineSource, OnlineSource, SourceConfig
 from spa_rl.rl.update import UpdateConfig, ppo_iteration
+from spa_rl.tracking import REPORT_TO_HELP, Tracker, resolve_report_to
 from spa_rl.training import json_safe, publish_dir, recover_published, write_log_history
 from spa_rl.validate import (
     choice,
@@ -133,6 +135,20 @@ class PPOConfig:
                            "--task-ids)")  # fmt: skip
     probe_seed: int = arg(0, "seed of the probe's task draw (the same for every PPO seed, so runs play the "
                           "same games)")  # fmt: skip
+    # critic-free advantage estimators (spa_rl/rl/advantages.py)
+    advantage: str = arg("gae", "gae: GAE with the value head on the fused step rewards (PPO, SPA-RL) | grpo | "
+                         "rloo | gigpo: critic-free, from the group of rollouts of each task (offline: every "
+                         "rollout of the task in --data; online: --group-size rollouts per drawn task) and "
+                         "their final rewards (gigpo: also anchor-state groups of identical observations)",
+                         choices=ESTIMATORS)  # fmt: skip
+    group_size: int = arg(4, "online, critic-free estimators: rollouts played per drawn task (the group)")
+    grpo_std: bool = arg(True, "grpo, gigpo: divide by the group's std (off: mean-centred, as Dr. GRPO)")
+    adv_eps: float = arg(1e-6, "grpo, gigpo: added to the group std")
+    gigpo_gamma: float = arg(0.95, "gigpo: discount of the step returns (the GiGPO paper's 0.95)")
+    invalid_penalty: float = arg(0.1, "gigpo: subtracted from the step reward of an invalid action "
+                                 "(verl-agent's 0.1)")  # fmt: skip
+    gigpo_step_weight: float = arg(1.0, "gigpo: weight of the step advantage beside the episode one (omega)")
+    report_to: str = arg("auto", REPORT_TO_HELP)
     overwrite: bool = arg(False, "remove the output folder's contents (adapter, checkpoint, logs) and train "
                           "from the start; without it a rerun resumes or skips, and a folder written with "
                           "other settings is refused")  # fmt: skip
@@ -165,6 +181,10 @@ class PPOConfig:
         non_negative("--kl-coef", self.kl_coef)
         positive("--kl-target", self.kl_target, allow_none=True)  # None: a fixed coefficient
         validate_icl_examples(self.icl_examples, "--icl-examples")
+        resolve_report_to(self.report_to)  # an unknown or missing tracker, refused before any work
+        positive_int("--group-size", self.group_size)
+        AdvantageSettings(self.grpo_std, self.adv_eps, self.gigpo_gamma, self.invalid_penalty,
+                          self.gigpo_step_weight)  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> PPOConfig:
@@ -179,7 +199,8 @@ def parse_args(argv: list[str] | None = None) -> PPOConfig:
     if cfg.mode == "online" and cfg.temperature is None:
         cfg.temperature = 0.7
     if cfg.mode == "online" and cfg.variant is None:
-        cfg.variant = "progress"
+        # Critic-free estimators read the outcome and grounding only: no estimator needed for their records.
+        cfg.variant = "progress" if cfg.advantage == "gae" else "sparse"
     return cfg
 
 
@@ -198,7 +219,8 @@ def main() -> None:
         with accelerator.main_process_first():
             if accelerator.is_main_process:
                 stack.enter_context(locked(out))
-            settings = settings_of(cfg, NOT_FINGERPRINTED) | {
+            unused = ADVANTAGE_SETTINGS if cfg.advantage == "gae" else frozenset()
+            settings = settings_of(cfg, NOT_FINGERPRINTED | unused) | {
                 "dtype": dtype_name(resolve_dtype(cfg.dtype, accelerator.device)),
                 "processes": accelerator.num_processes,
             }
@@ -213,8 +235,11 @@ def main() -> None:
 
 
 # Settings that change where things go or how often a checkpoint is written, not what is learned.
-NOT_FINGERPRINTED = frozenset({"output_dir", "save_every", "overwrite", "model", "data", "estimator",
+NOT_FINGERPRINTED = frozenset({"output_dir", "save_every", "overwrite", "report_to", "model", "data", "estimator",
                                "task_ids", "exclude_task_ids", "dtype"})  # fmt: skip
+# The estimator settings do nothing under GAE: left out then, so runs made before they existed still match.
+ADVANTAGE_SETTINGS = frozenset({"advantage", "group_size", "grpo_std", "adv_eps", "gigpo_gamma", "invalid_penalty",
+                                "gigpo_step_weight"})  # fmt: skip
 
 
 def _inputs(cfg: PPOConfig) -> dict:
@@ -262,13 +287,16 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     per_process = math.ceil(cfg.rollouts_per_iteration / accelerator.num_processes)
     update_cfg = UpdateConfig.of(cfg)
     probe = None
+    tracker = Tracker(cfg.report_to if accelerator.is_main_process else "none", out, out.name, asdict(cfg))
     if cfg.probe_every and accelerator.is_main_process:
         probe = TrainingProbe(source_cfg, tokenizer, unwrapped, start_iteration=start)
     t0 = time.time()
     bar = tqdm(range(start, cfg.iterations), desc="ppo", unit="it", disable=not accelerator.is_main_process)
     for it in bar:
         if probe is not None and probe.due(it):
-            accelerator.print(f"probe after {it} updates: {probe.run(it)}")
+            entry = probe.run(it)
+            tracker.log(it, entry, "probe/")
+            accelerator.print(f"probe after {it} updates: {entry}")
         samples, extra = source.next(per_process, it)
         stats = ppo_iteration(
             policy, unwrapped, optimizer, accelerator, samples, update_cfg, kl_ctl, tokenizer.pad_token_id, it
@@ -276,6 +304,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
         stats = {"iteration": it + 1, **extra, **stats, "seconds": round(time.time() - t0, 1)}
         # The log (and the summary's first/last) stays valid JSON: a diverged figure becomes null + a warning.
         log.append(json_safe(stats, f"{out / 'train_log.jsonl'} iteration {it + 1}"))
+        tracker.log(it + 1, stats, "ppo/")
         bar.set_postfix(score=f"{stats['score']:.3f}", kl=f"{stats['kl']:.3f}", pg=f"{stats['pg_loss']:.3f}")
         if accelerator.is_main_process:
             write_log_history(out / "train_log.jsonl", log)
@@ -288,7 +317,10 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
                 publish_dir(tmp, ckpt)
         accelerator.wait_for_everyone()
     if probe is not None and probe.due(cfg.iterations):
-        accelerator.print(f"probe after {cfg.iterations} updates: {probe.run(cfg.iterations)}")
+        entry = probe.run(cfg.iterations)
+        tracker.log(cfg.iterations, entry, "probe/")
+        accelerator.print(f"probe after {cfg.iterations} updates: {entry}")
+    tracker.close()
     if accelerator.is_main_process:
         tmp = out / "adapter.partial"
         unwrapped.save(tmp)

@@ -20,7 +20,7 @@ train_args=(--data-dir "$PRM_DIR/data" --model "$PRM_BASE" --output-dir "$PRM_DI
             --backbone "$PRM_BACKBONE" --num-train-epochs "$PRM_EPOCHS" --learning-rate "$PRM_LR"
             --per-device-train-batch-size "$PRM_BATCH" --gradient-accumulation-steps "$PRM_GRAD_ACCUM"
             --max-length "$PRM_MAX_LEN" --logging-steps "$PRM_LOG_STEPS" --save-strategy no
-            --report-to none --seed "$SEED" --cross-fit-folds "$PRM_CROSS_FIT")
+            --report-to "$REPORT_TO" --seed "$SEED" --cross-fit-folds "$PRM_CROSS_FIT")
 [[ -n "$PRM_DEEPSPEED" ]] && train_args+=(--deepspeed "$PRM_DEEPSPEED")
 [[ -n "$DTYPE" ]] && train_args+=(--dtype "$DTYPE")
 # shellcheck disable=SC2206

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, sett
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import configure_training_precision, dtype_name
+from spa_rl.tracking import Tracker, trainer_argv, trainer_logging_dir
 from spa_rl.training import (
     TRAINING_SETTINGS,
     last_checkpoint,
@@ -104,7 +106,9 @@ class EstimatorArgs:
 
 
 def main() -> None:
-    est_args, args = parse(EstimatorArgs, TrainingArguments, doc=__doc__)  # one line names a refused flag
+    est_args, args = parse(
+        EstimatorArgs, TrainingArguments, argv=trainer_argv(sys.argv[1:]), doc=__doc__
+    )  # one line names a refused flag
     est_args.model = resolve_model_path(est_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, est_args.dtype)
     args.remove_unused_columns = False
@@ -142,6 +146,7 @@ def train_estimator(
     est_args, args, out: Path, final: Path, compute_dtype, train_main: bool, train_folds: bool
 ):
     k = est_args.cross_fit_folds
+    trainer_logging_dir(args, out)
     args.output_dir = str(out / "checkpoints")
     set_seed(args.seed)
 
@@ -190,6 +195,13 @@ def train_estimator(
             history, main_process = trainer.state.log_history, trainer.is_world_process_zero()
             model = trainer.accelerator.unwrap_model(trainer.model)
         seconds = time.time() - t0
+        if (
+            cfg.backbone == "frozen"
+        ):  # no Trainer, so no Trainer callbacks: the head's epochs go to the trackers
+            tracker = Tracker(",".join(args.report_to) or "none", out, out.name, asdict(cfg))
+            for h in history:
+                tracker.log(h["epoch"], {"loss": h["loss"]}, "train/")
+            tracker.close()
         if main_process:
             publish_main(model, cfg, train, val, collate, history, n_trainable, seconds, out)
         if cfg.backbone != "frozen":

@@ -21,7 +21,7 @@ args=(--data "$SFT_DATA" --model "$BASE_MODEL" --output-dir "$SFT_DIR"
       --lr-scheduler-type cosine --per-device-train-batch-size "$SFT_BATCH"
       --gradient-accumulation-steps "$SFT_GRAD_ACCUM" --max-length "$SFT_MAX_LEN"
       --logging-steps 1 --save-strategy steps --save-steps "$SFT_SAVE_STEPS" --save-total-limit 1
-      --report-to none --seed "$SEED" --icl-examples "$ICL_EXAMPLES")
+      --report-to "$REPORT_TO" --seed "$SEED" --icl-examples "$ICL_EXAMPLES")
 [[ -n "$SFT_NUM_TRAJ" ]] && args+=(--num-trajectories "$SFT_NUM_TRAJ")
 [[ -n "$SFT_TASK_TYPES" ]] && args+=(--task-types "$SFT_TASK_TYPES")
 [[ -n "$SFT_DEEPSPEED" ]] && args+=(--deepspeed "$SFT_DEEPSPEED")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, sett
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import configure_training_precision, dtype_name
+from spa_rl.tracking import trainer_argv, trainer_logging_dir
 from spa_rl.training import (
     IGNORE_INDEX,
     TRAINING_SETTINGS,
@@ -134,7 +136,9 @@ class ExpertDataset(Dataset):
 
 
 def main() -> None:
-    sft_args, args = parse(SFTArgs, TrainingArguments, doc=__doc__)  # one line names a refused flag
+    sft_args, args = parse(
+        SFTArgs, TrainingArguments, argv=trainer_argv(sys.argv[1:]), doc=__doc__
+    )  # one line names a refused flag
     sft_args.model = resolve_model_path(sft_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, sft_args.dtype)
     out = Path(args.output_dir)
@@ -159,6 +163,7 @@ def main() -> None:
 
 
 def train(sft_args: SFTArgs, args: TrainingArguments, out: Path, final: Path, compute_dtype) -> None:
+    trainer_logging_dir(args, out)
     args.output_dir = str(out / "checkpoints")
     set_seed(args.seed)
 

@@ -12,6 +12,7 @@
 : "${DTYPE=}"                      # empty: auto (bf16 on a GPU or a CPU with bf16 instructions) | bf16 | fp32
 : "${NUM_GPUS:=1}"                 # > 1: accelerate launch over NUM_GPUS processes
 : "${SEED:=0}"                     # every stage's seed (task draws, data order, LoRA init, sampling)
+: "${REPORT_TO:=auto}"             # training scalars: auto (TensorBoard when installed) | none | tensorboard | wandb
 : "${ICL_EXAMPLES:=1}"             # in-context examples in every prompt: 1 (the paper's) | 0 (instruction + task)
 : "${NUM_TASKS=}"                  # evaluation games per split (empty: all)
 : "${MAX_NEW_TOKENS:=128}"
@@ -72,5 +73,6 @@
 : "${PPO_KL_TARGET:=6}"
 : "${PPO_GAE_LEVEL:=token}"        # token (public code) | turn: gamma, lambda once per agent turn
 : "${PPO_STEP_WEIGHTING:=auto}"    # auto | none | public-code
+: "${PPO_GROUP_SIZE:=4}"           # online, critic-free estimators (grpo rloo gigpo): rollouts per drawn task
 : "${PPO_PROBE_EVERY:=0}"          # > 0: the learning curve, greedy play of PPO_PROBE_TASKS games every N updates
 : "${PPO_PROBE_TASKS:=16}"

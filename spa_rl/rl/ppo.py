@@ -55,6 +55,21 @@ def kl_penalised_rewards(
     return scores - kl_coef * kl, kl
 
 
+def critic_free_advantages(
+    step_advantages: list[float], step_last: list[int], kl_rewards: torch.Tensor
+) -> torch.Tensor:
+    """Per action token under a critic-free estimator: its step's advantage plus the KL penalty's
+    reward-to-go from that token on (undiscounted), so the per-token penalty -kl_coef * (log pi - log pi_ref)
+    acts as it does under GAE, with no value head to bootstrap from."""
+    per_token = torch.zeros(kl_rewards.shape[0])
+    start = 0
+    for a, last in zip(step_advantages, step_last, strict=True):
+        per_token[start : last + 1] = a
+        start = last + 1
+    to_go = torch.flip(torch.cumsum(torch.flip(kl_rewards, [0]), 0), [0])
+    return per_token + to_go
+
+
 def gae(
     rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,10 +179,16 @@ class Sample:
     step_last: list[int]  # index into act_pos of each step's last token
     step_rewards: list[float]
     temperature: float = 1.0  # log-probs are computed at this temperature (see logprob_temperature)
+    # Critic-free estimators (spa_rl.rl.advantages): each step's advantage, computed from the rollout's group;
+    # None: GAE on step_rewards with the value head.
+    step_advantages: list[float] | None = None
 
 
-def to_sample(tokenizer: Any, rec: Any, max_length: int) -> Sample | None:
-    """A PPO record (spa_rl.rewards.PPORecord) as token ids and action positions."""
+def to_sample(
+    tokenizer: Any, rec: Any, max_length: int, step_advantages: list[float] | None = None
+) -> Sample | None:
+    """A PPO record (spa_rl.rewards.PPORecord) as token ids and action positions (with its steps'
+    advantages under a critic-free estimator)."""
     rc = render_chat(tokenizer, rec.messages, train_from=rec.prefix_len, max_length=max_length)
     act_pos = [p for p, m in enumerate(rc.assistant_mask) if m and p > 0]
     where = {p: j for j, p in enumerate(act_pos)}
@@ -180,6 +201,7 @@ def to_sample(tokenizer: Any, rec: Any, max_length: int) -> Sample | None:
         [where[e] for e in rc.turn_ends],
         rec.step_rewards[:n],
         logprob_temperature(rec.temperature),
+        None if step_advantages is None else step_advantages[:n],
     )
 
 

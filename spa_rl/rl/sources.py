@@ -28,6 +28,7 @@ from spa_rl.agent.prompts import check_records_icl
 from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
 from spa_rl.agent.schema import read_records, write_jsonl_atomic
 from spa_rl.rewards import DEFAULT_BETA, NEEDS_ESTIMATOR, ONLINE_VARIANTS, fuse, read_ppo_data, step_values
+from spa_rl.rl.advantages import AdvantageSettings, advantages_by_task, get_estimator, member_of
 from spa_rl.rl.ppo import Sample, to_sample
 from spa_rl.rl.sampler import PassSampler
 
@@ -59,11 +60,30 @@ class SourceConfig:
     probe_tasks: int = 16
     probe_seed: int = 0
     data: str = ""  # offline: the PPO data file
+    # critic-free advantages (spa_rl.rl.advantages): the estimator, its settings, and online the group size
+    advantage: str = "gae"
+    grpo_std: bool = True
+    adv_eps: float = 1e-6
+    gigpo_gamma: float = 0.95
+    invalid_penalty: float = 0.1
+    gigpo_step_weight: float = 1.0
+    group_size: int = 1
+
+    @property
+    def critic_free(self) -> bool:
+        return not get_estimator(self.advantage).critic
+
+    def advantage_settings(self) -> AdvantageSettings:
+        return AdvantageSettings(self.grpo_std, self.adv_eps, self.gigpo_gamma, self.invalid_penalty,
+                                 self.gigpo_step_weight)  # fmt: skip
 
     @classmethod
     def of(cls, config) -> SourceConfig:
-        """The fields of the same names of any config object (e.g. ppo/train.py's PPOConfig)."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+        """The fields of the same names of any config object (e.g. ppo/train.py's PPOConfig); fields it
+        lacks keep their defaults."""
+        if isinstance(config, cls):
+            return config
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)})
 
 
 class RolloutSource(Protocol):
@@ -78,6 +98,7 @@ class OfflineSource:
     """Rollouts of the PPO data file, shuffled once per pass, taken in turn; ``variant`` is the data's."""
 
     def __init__(self, cfg: SourceConfig, tokenizer, rank: int = 0, world: int = 1):
+        cfg = SourceConfig.of(cfg)
         recs = read_ppo_data(cfg.data)
         check_records_icl(recs, cfg.icl_examples, cfg.data, "the PPO data")
         variants = sorted({r.variant for r in recs})
@@ -86,7 +107,11 @@ class OfflineSource:
         if cfg.variant is not None and cfg.variant != variants[0]:
             raise SystemExit(f"--variant {cfg.variant} but {cfg.data} holds variant {variants[0]!r} rewards")
         self.variant = variants[0]
-        self.samples = [s for r in recs if (s := to_sample(tokenizer, r, cfg.max_length))]
+        # Critic-free estimators: the group of a rollout is every rollout of its task in the file.
+        advs = attach_advantages(cfg, recs)
+        self.samples = [
+            s for r, a in zip(recs, advs, strict=True) if (s := to_sample(tokenizer, r, cfg.max_length, a))
+        ]
         self.samples = self.samples[rank::world]
         if not self.samples:
             raise SystemExit(f"{cfg.data}: no rollout fits --max-length {cfg.max_length} on process {rank}")
@@ -100,6 +125,7 @@ class OnlineSource:
     """Fresh rollouts of the current policy each iteration, rewarded by ``cfg.variant`` (see the module)."""
 
     def __init__(self, cfg: SourceConfig, tokenizer, policy, accelerator, start_iteration: int = 0):
+        cfg = SourceConfig.of(cfg)
         if cfg.variant not in ONLINE_VARIANTS:
             raise SystemExit(
                 f"online PPO supports --variant {'/'.join(ONLINE_VARIANTS)}, got {cfg.variant!r}"
@@ -143,9 +169,14 @@ class OnlineSource:
         write_jsonl_atomic(self.out, [r.to_json() for r in kept])
 
     def next(self, n: int, iteration: int) -> tuple[list[Sample], dict]:
-        picked = [self.tasks[i] for i in self.sampler.take(iteration * n, n)]
+        # Critic-free estimators play each drawn task group_size times (ceil(n / G) tasks): their groups.
+        g = self.cfg.group_size if self.cfg.critic_free else 1
+        n_tasks = -(-n // g)
+        drawn = [self.tasks[i] for i in self.sampler.take(iteration * n_tasks, n_tasks)]
+        picked = [t for t in drawn for _ in range(g)]
         specs = [
-            EpisodeSpec(t, iteration * n + i, meta={"iteration": iteration}) for i, t in enumerate(picked)
+            EpisodeSpec(t, iteration * len(picked) + i, meta={"iteration": iteration})
+            for i, t in enumerate(picked)
         ]
         cfg = self.cfg
         self.gen.weights_changed()
@@ -172,14 +203,23 @@ class OnlineSource:
         else:
             est = [None] * len(records)
         samples = []
-        for r, e in zip(records, est, strict=True):
+        advs = attach_advantages(cfg, records)
+        for r, e, a in zip(records, est, advs, strict=True):
             if r.n_steps == 0:
                 continue
             c = step_values(cfg.variant, r, estimator_values=e, seed=cfg.seed + iteration)
             beta = cfg.beta if cfg.beta is not None else DEFAULT_BETA[cfg.variant]
-            s = to_sample(self.tokenizer, fuse(r, cfg.variant, c, cfg.alpha, beta), cfg.max_length)
+            s = to_sample(self.tokenizer, fuse(r, cfg.variant, c, cfg.alpha, beta), cfg.max_length, a)
             if s is not None:
                 samples.append(s)
         m = summarize(records)
         return samples, {"rollout_success": m["success_rate"], "rollout_grounding": m["grounding"],
                          "rollout_steps": m["avg_steps"]}  # fmt: skip
+
+
+def attach_advantages(cfg: SourceConfig, recs: list) -> list[list[float] | None]:
+    """Per record, its step advantages under a critic-free estimator (grouped by task over ``recs``), or
+    None for GAE."""
+    if not cfg.critic_free:
+        return [None] * len(recs)
+    return advantages_by_task([member_of(r) for r in recs], cfg.advantage, cfg.advantage_settings())

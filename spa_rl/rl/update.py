@@ -16,6 +16,7 @@ from spa_rl.rl.ppo import (
     Sample,
     advantages,
     collate,
+    critic_free_advantages,
     kl_penalised_rewards,
     place_step_rewards,
     policy_loss,
@@ -66,19 +67,26 @@ def score_rollouts(unwrapped, samples: list[Sample], minibatch_size: int, pad_id
 
 def rollout_advantages(samples: list[Sample], old_lp, old_v, ref_lp, cfg: UpdateConfig, kl_coef: float):
     """Per action token: step rewards on each step's last token, the KL penalty, GAE at ``cfg.gae_level``,
-    then whitening across the batch. Returns advantages, returns, and per rollout the summed KL and
-    score."""
+    then whitening across the batch. Samples with ``step_advantages`` (a critic-free estimator) take those
+    instead of GAE, plus the KL penalty's reward-to-go, unwhitened (the group already normalised them) and
+    with no value target (their returns are the old values, so the value loss is 0). Returns advantages,
+    returns, and per rollout the summed KL and score."""
     adv, ret, kls, scores = [], [], [], []
     weighting = resolve_step_weighting(cfg.step_weighting, cfg.variant)
     for i, smp in enumerate(samples):
         score = place_step_rewards(len(smp.act_pos), smp.step_last, smp.step_rewards, weighting)
         rew, kl = kl_penalised_rewards(score, old_lp[i], ref_lp[i], kl_coef)
-        a, r = advantages(cfg.gae_level, rew, old_v[i], smp.step_last, cfg.gamma, cfg.lam)
+        if smp.step_advantages is not None:
+            kl_only = kl_penalised_rewards(torch.zeros_like(score), old_lp[i], ref_lp[i], kl_coef)[0]
+            a, r = critic_free_advantages(smp.step_advantages, smp.step_last, kl_only), old_v[i].clone()
+            score = torch.zeros(1).new_tensor(smp.step_advantages)  # the log's "score": the step advantages
+        else:
+            a, r = advantages(cfg.gae_level, rew, old_v[i], smp.step_last, cfg.gamma, cfg.lam)
         adv.append(a)
         ret.append(r)
         kls.append(kl.sum().item())
         scores.append(score.sum().item())
-    if cfg.whiten_advantages:
+    if cfg.whiten_advantages and all(s.step_advantages is None for s in samples):
         flat = whiten(torch.cat(adv))
         adv = list(torch.split(flat, [len(a) for a in adv]))
     return adv, ret, kls, scores
@@ -104,6 +112,8 @@ def ppo_iteration(
     policy.eval()
     old_lp, old_v, ref_lp = score_rollouts(unwrapped, samples, cfg.minibatch_size, pad_id, device)
     adv, ret, kls, scores = rollout_advantages(samples, old_lp, old_v, ref_lp, cfg, kl_ctl.value)
+    # Critic-free estimators train no value head: the value loss is logged but takes no gradient.
+    vf_coef = 0.0 if any(s.step_advantages is not None for s in samples) else cfg.vf_coef
     # 3. Clipped updates: several epochs over minibatches, gradient accumulation.
     stats = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": []}
     rng = random.Random(cfg.seed * 100003 + iteration)
@@ -116,7 +126,7 @@ def ppo_iteration(
             lp, v = policy(**collate(mb, pad_id, device))
             pg, st = policy_loss(lp, rows(old_lp, mb_idx, device), rows(adv, mb_idx, device), cfg.clip)
             vf = value_loss(v, rows(old_v, mb_idx, device), rows(ret, mb_idx, device), cfg.value_clip)
-            accelerator.backward((pg + cfg.vf_coef * vf) / cfg.grad_accum)
+            accelerator.backward((pg + vf_coef * vf) / cfg.grad_accum)
             if (k + 1) % cfg.grad_accum == 0 or k == len(mbs) - 1:
                 accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
                 optimizer.step()
