@@ -88,9 +88,10 @@ def run(cfg: FuseConfig) -> None:
     est = read_step_values(cfg.step_values) if cfg.variant in NEEDS_ESTIMATOR else {}
     if cfg.variant in NEEDS_ESTIMATOR and not cfg.step_values:
         raise SystemExit(f"--variant {cfg.variant} needs --step-values")
-    mc = read_step_values(cfg.mc_values) if cfg.variant == "mc" else {}
-    if cfg.variant == "mc" and not cfg.mc_values:
-        raise SystemExit("--variant mc needs --mc-values")
+    needs_mc = get_variant(cfg.variant).needs == "mc"
+    mc = read_step_values(cfg.mc_values) if needs_mc else {}
+    if needs_mc and not cfg.mc_values:
+        raise SystemExit(f"--variant {cfg.variant} needs --mc-values")
     max_steps = cfg.max_steps or get_variant(cfg.variant).max_steps
 
     by_task = defaultdict(list)
@@ -106,7 +107,7 @@ def run(cfg: FuseConfig) -> None:
             continue
         if cfg.variant in NEEDS_ESTIMATOR and r.key not in est:
             raise SystemExit(f"{cfg.step_values}: no step values for {r.task_id} rollout {r.rollout}")
-        if cfg.variant == "mc" and r.key not in mc:
+        if needs_mc and r.key not in mc:
             skipped["no_mc_values"] += 1  # MC values are often computed for a subset only
             continue
         rewards = by_task[r.task_id]

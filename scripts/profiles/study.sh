@@ -30,7 +30,9 @@ esac
 : "${PRM_VAL_FRACTION:=0.2}"
 : "${PRM_LOG_STEPS:=50}"
 : "${FUSE_VARIANTS:=progress sparse mean random no-progress no-grounding}"
-: "${PPO_VARIANTS:=sparse progress}"
+# SPA-RL (progress) against outcome-only PPO (sparse) first, then the critic-free baselines on the same
+# rollouts (ppo/README.md); scripts/run_study.sh trains every method for seed 1 before seed 2.
+: "${PPO_VARIANTS:=sparse progress gigpo grpo rloo}"
 : "${PPO_ITERS:=80}"           # one pass over the 320 exploration rollouts, 4 per iteration
 : "${PPO_ROLLOUTS:=4}"
 : "${PPO_EPOCHS:=1}"
