@@ -46,7 +46,7 @@ from spa_rl.estimator.model import BACKBONES, HEADS, EstimatorConfig, ProgressEs
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
-from spa_rl.models.precision import configure_training_precision, dtype_name
+from spa_rl.models.precision import configure_training_precision, cpu_trainer_argv, dtype_name
 from spa_rl.tracking import Tracker, trainer_argv, trainer_logging_dir
 from spa_rl.training import (
     TRAINING_SETTINGS,
@@ -107,7 +107,7 @@ class EstimatorArgs:
 
 def main() -> None:
     est_args, args = parse(
-        EstimatorArgs, TrainingArguments, argv=trainer_argv(sys.argv[1:]), doc=__doc__
+        EstimatorArgs, TrainingArguments, argv=cpu_trainer_argv(trainer_argv(sys.argv[1:])), doc=__doc__
     )  # one line names a refused flag
     est_args.model = resolve_model_path(est_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, est_args.dtype)
@@ -180,7 +180,7 @@ def train_estimator(
         t0 = time.time()  # the backbone is read once, for the main estimator and every fold
         frozen = (model, *cache_features(model, pooled, collate))
         fold_seconds = time.time() - t0
-    main_process = True
+    main_process = args.process_index == 0  # frozen backbone: every process fits the same head; one publishes
     if train_main:
         n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"{len(train)} train / {len(val)} val rollouts; {n_trainable} trainable parameters")
@@ -195,9 +195,8 @@ def train_estimator(
             history, main_process = trainer.state.log_history, trainer.is_world_process_zero()
             model = trainer.accelerator.unwrap_model(trainer.model)
         seconds = time.time() - t0
-        if (
-            cfg.backbone == "frozen"
-        ):  # no Trainer, so no Trainer callbacks: the head's epochs go to the trackers
+        # No Trainer, so no Trainer callbacks: the frozen head's epochs go to the trackers here.
+        if cfg.backbone == "frozen" and main_process:
             tracker = Tracker(",".join(args.report_to) or "none", out, out.name, asdict(cfg))
             for h in history:
                 tracker.log(h["epoch"], {"loss": h["loss"]}, "train/")

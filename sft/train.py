@@ -39,7 +39,7 @@ from spa_rl.cli import parse
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
-from spa_rl.models.precision import configure_training_precision, dtype_name
+from spa_rl.models.precision import configure_training_precision, cpu_trainer_argv, dtype_name
 from spa_rl.tracking import trainer_argv, trainer_logging_dir
 from spa_rl.training import (
     IGNORE_INDEX,
@@ -137,7 +137,7 @@ class ExpertDataset(Dataset):
 
 def main() -> None:
     sft_args, args = parse(
-        SFTArgs, TrainingArguments, argv=trainer_argv(sys.argv[1:]), doc=__doc__
+        SFTArgs, TrainingArguments, argv=cpu_trainer_argv(trainer_argv(sys.argv[1:])), doc=__doc__
     )  # one line names a refused flag
     sft_args.model = resolve_model_path(sft_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, sft_args.dtype)

@@ -67,6 +67,15 @@ def autocast(device: str | torch.device, dtype: torch.dtype):
     return contextlib.nullcontext()
 
 
+def cpu_trainer_argv(argv: list[str]) -> list[str]:
+    """A Trainer recipe's command line with ``--use-cpu`` added on a machine without a GPU. Without it a
+    torchrun / accelerate launch on CPU trains one independent copy per process, each believing it is
+    process 0; the flag must be there when ``TrainingArguments`` is built, which sets up the devices."""
+    if torch.cuda.is_available() or any(a.split("=")[0] in ("--use-cpu", "--use_cpu") for a in argv):
+        return argv
+    return [*argv, "--use-cpu"]
+
+
 def configure_training_precision(args: Any, dtype: str | None) -> torch.dtype:
     """Set a ``TrainingArguments``' mixed precision from ``dtype`` (``auto``: by capability) and turn off
     what is slow or unsupported without a GPU (gradient checkpointing, fused AdamW, pinned memory).
