@@ -111,14 +111,15 @@ class SFTTrainer(Trainer):
 
 class ExpertDataset(Dataset):
     def __init__(self, records: list[dict], tokenizer, max_length: int, train_on_context: bool):
-        self.items, self.cut = [], 0
+        self.items, self.cut, self.dropped = [], 0, 0
         for r in records:
             messages, start = to_messages(r)
             rc = render_chat(
                 tokenizer, messages, train_from=0 if train_on_context else start, max_length=max_length
             )
             if not any(rc.assistant_mask):
-                continue  # the expert's first turn lies beyond max_length
+                self.dropped += 1  # the expert's first turn lies beyond max_length
+                continue
             self.cut += rc.truncated
             labels = [t if m else IGNORE_INDEX for t, m in zip(rc.input_ids, rc.assistant_mask, strict=True)]
             self.items.append({"input_ids": rc.input_ids, "labels": labels})
@@ -182,6 +183,12 @@ def train(sft_args: SFTArgs, args: TrainingArguments, out: Path, final: Path, co
     records = records[: sft_args.num_trajectories]
     data = ExpertDataset(records, tokenizer, sft_args.max_length, sft_args.train_on_context)
     print(f"{len(data)} trajectories, {data.n_tokens()} tokens ({data.cut} cut at {sft_args.max_length})")
+    if data.dropped:
+        print(
+            f"warning: {data.dropped} trajectories left out: the expert's first turn starts after "
+            f"--max-length {sft_args.max_length} (raise it, or use --icl-examples 0)",
+            file=sys.stderr,
+        )
 
     model = AutoModelForCausalLM.from_pretrained(sft_args.model, dtype=torch.float32)
     if args.gradient_checkpointing:

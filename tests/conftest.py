@@ -47,6 +47,11 @@ def virtualhome_ready():
 
 
 @pytest.fixture(scope="session")
+def webshop_ready():
+    _require(data_dir() / "webshop" / ".ready", "WebShop data")
+
+
+@pytest.fixture(scope="session")
 def smol_tokenizer():
     _require(SMOL, "SmolLM2 model folder")
     from spa_rl.models.loading import load_tokenizer

@@ -45,3 +45,27 @@ def test_tiny_pipeline_end_to_end(tmp_path, screenshot):
     both = (run / "timings.tsv").read_text().splitlines()
     assert both[: len(first_run)] == first_run and len(both) == 2 * len(first_run)
     assert len({ln.split("\t")[2] for ln in both}) == 2
+
+
+@pytest.mark.parametrize(
+    ("env_name", "split", "ready"),
+    [("webshop", "test", "webshop_ready"), ("virtualhome", "unseen", "virtualhome_ready")],
+)
+def test_tiny_pipeline_of_the_other_environments(tmp_path, request, env_name, split, ready):
+    """Every stage on WebShop and VirtualHome too: each profile's lengths must hold each environment's
+    prompt (WebShop's, with its example, is longer than the tiny profile's ALFWorld length)."""
+    request.getfixturevalue(ready)
+    run = tmp_path / "run"
+    env = dict(os.environ, PROFILE="tiny", RUN_DIR=str(run), SFT_DATA=str(tmp_path / "sft.json"))
+    res = subprocess.run(
+        ["bash", "scripts/run_pipeline.sh", env_name], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-4000:]
+    stages = [ln.split("\t")[0] for ln in (run / "timings.tsv").read_text().splitlines()]
+    assert stages == ["sft", "exploration", "estimator", "ppo_progress", "ppo_sparse", "eval_sft",
+                      "eval_progress", "eval_sparse", "report"]  # fmt: skip
+    report = (run / "report" / "report.md").read_text()
+    assert f"| method | mode | {split} success % |" in report
+    for row in ("| SFT | - |", "| PPO (sparse reward) | offline |", "| SPA-RL | offline |"):
+        assert row in report
+    assert (run / "ppo_offline_progress" / "merged" / "model.safetensors").exists()

@@ -48,6 +48,17 @@ def test_labels_are_exactly_the_expert_turns(smol_tokenizer):
     assert learned_all.startswith("Thought: example.\nAction: go to desk 1<|im_end|>")
 
 
+def test_conversations_whose_first_turn_is_past_max_length_are_counted(smol_tokenizer):
+    rec = conversation()
+    msgs, start = to_messages(rec)
+    whole = len(render_chat(smol_tokenizer, msgs, train_from=start).input_ids)
+    long_rec = from_messages("long", [{"role": "user", "content": "word " * 400}, *msgs[1:]], context_turns=3)
+    ds = ExpertDataset([rec, long_rec], smol_tokenizer, max_length=whole, train_on_context=False)
+    assert (len(ds), ds.dropped, ds.cut) == (1, 1, 0)
+    with pytest.raises(ValueError, match="no record has a trainable turn within max_length=8"):
+        ExpertDataset([rec], smol_tokenizer, max_length=8, train_on_context=False)
+
+
 def test_collator_pads_labels_with_ignore_index():
     batch = CausalLMCollator(pad_token_id=2)(
         [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [5], "labels": [5]}]
