@@ -44,7 +44,7 @@ from spa_rl.estimator.fitting import (
 )
 from spa_rl.estimator.model import BACKBONES, HEADS, EstimatorConfig, ProgressEstimator
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
-from spa_rl.models.loading import load_tokenizer
+from spa_rl.models.loading import load_tokenizer, pick_device
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import configure_training_precision, cpu_trainer_argv, dtype_name
 from spa_rl.tracking import Tracker, trainer_argv, trainer_logging_dir
@@ -138,6 +138,8 @@ def main() -> None:
         train_folds = k >= 2 and not folds_complete(final / "folds", k, args.seed)
         if not train_main and not train_folds:
             print(f"{final} exists with these settings; pass --overwrite to train again")
+            if args.process_index == 0 and not (out / "eval.json").exists():
+                evaluate_published(est_args, out, final)
             return
         train_estimator(est_args, args, out, final, compute_dtype, train_main, train_folds)
 
@@ -221,13 +223,29 @@ def train_estimator(
 
 
 def publish_main(model, cfg, train, val, collate, history, n_trainable, seconds, out: Path) -> None:
-    """Save the in-sample estimator to ``<out>/estimator`` and write ``train_log.jsonl`` and ``eval.json``
-    (train and val splits against predicting the mean training reward)."""
+    """Write ``train_log.jsonl`` and ``eval.json`` (train and val splits against predicting the mean
+    training reward), then publish the in-sample estimator to ``<out>/estimator``. The folder comes last:
+    its presence is what tells a rerun that this estimator is finished."""
     final = out / "estimator"
+    write_log_history(out / "train_log.jsonl", history)
+    report = write_eval(
+        model,
+        train,
+        val,
+        collate,
+        out,
+        {"trainable_parameters": n_trainable, "train_seconds": round(seconds, 1)},
+    )
     tmp = out / "estimator.partial"
     model.save(tmp)
     publish_dir(tmp, final)
-    write_log_history(out / "train_log.jsonl", history)
+    v = report["val"]
+    print(
+        f"saved {final}; val mse {v.get('mse')} vs baseline {v.get('baseline_mse')}, r={v.get('pearson_r')}"
+    )
+
+
+def write_eval(model, train, val, collate, out: Path, extra: dict) -> dict:
     targets = {name: [x["target"] for x in d.items] for name, d in (("train", train), ("val", val))}
     baseline = sum(targets["train"]) / len(targets["train"])
     report = {
@@ -235,18 +253,33 @@ def publish_main(model, cfg, train, val, collate, history, n_trainable, seconds,
         for name, d in (("train", train), ("val", val))
     }
     write_json_atomic(
-        out / "eval.json",
-        {
-            "command": command_line(),
-            "estimator": asdict(cfg),
-            "trainable_parameters": n_trainable,
-            "train_seconds": round(seconds, 1),
-            **report,
-        },
+        out / "eval.json", {"command": command_line(), "estimator": asdict(model.cfg), **extra, **report}
     )
-    v = report["val"]
+    return report
+
+
+def evaluate_published(est_args, out: Path, final: Path) -> None:
+    """``eval.json`` for an estimator published by a run that stopped before writing it (older versions
+    wrote it after the folder)."""
+    model = ProgressEstimator.load(final).to(pick_device(None))
+    tokenizer = load_tokenizer(est_args.model)
+    data = {
+        name: RolloutDataset(
+            read_records(Path(est_args.data_dir) / f"{name}.jsonl"), tokenizer, est_args.max_length
+        )
+        for name in ("train", "val")
+    }
+    report = write_eval(
+        model,
+        data["train"],
+        data["val"],
+        StepCollator(tokenizer.pad_token_id),
+        out,
+        {"note": "evaluated after the fact: the training run stopped before writing eval.json"},
+    )
     print(
-        f"saved {final}; val mse {v.get('mse')} vs baseline {v.get('baseline_mse')}, r={v.get('pearson_r')}"
+        f"wrote {out / 'eval.json'}; val mse {report['val'].get('mse')} vs baseline "
+        f"{report['val'].get('baseline_mse')}, r={report['val'].get('pearson_r')}"
     )
 
 

@@ -358,3 +358,30 @@ def test_bad_cross_fit_fold_count_is_a_clear_error(cross_fit_run, tmp_path, k):
     if k == 5:
         assert "the data has 4 tasks" in str(e.value)
     assert not (tmp_path / "est" / "estimator").exists()
+
+
+def test_an_estimator_published_without_eval_json_gets_it_on_rerun(alfworld_ready, tmp_path):
+    """The estimator folder marks the stage done, so it is written last; a folder left by a run that
+    stopped before its evaluation gets eval.json on the next run, without training again."""
+    tasks = load_tasks("alfworld", "train", limit=2)
+    recs = [record_from_expert(t, success=True) for t in tasks]
+    recs += [record_from_expert(t, n_steps=2, success=False, rollout=1) for t in tasks]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text(
+        "".join(r.to_json() + "\n" for r in recs if r.task_id != tasks[1].task_id)
+    )
+    (data / "val.jsonl").write_text(
+        "".join(r.to_json() + "\n" for r in recs if r.task_id == tasks[1].task_id)
+    )
+    out = tmp_path / "est"
+    _run_recipe("prm/train.py", _train_argv(data, out, 0))
+    first = json.loads((out / "eval.json").read_text())
+    head = (out / "estimator" / "head.safetensors").read_bytes()
+    (out / "eval.json").unlink()
+    _run_recipe("prm/train.py", _train_argv(data, out, 0))
+    again = json.loads((out / "eval.json").read_text())
+    assert (out / "estimator" / "head.safetensors").read_bytes() == head
+    assert "after the fact" in again["note"] and "train_seconds" not in again
+    for split in ("train", "val"):
+        assert again[split]["mse"] == pytest.approx(first[split]["mse"], rel=1e-5)

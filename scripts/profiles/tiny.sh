@@ -13,7 +13,7 @@
 : "${SFT_WARMUP:=0.0}"
 : "${SFT_BATCH:=2}"
 : "${SFT_GRAD_ACCUM:=1}"
-# Long enough for the prompt and the expert's first turn (WebShop's prompt with its example is ~1,900
+# Long enough for the prompt and the expert's first turn (WebShop's prompt with its example is ~2,060
 # SmolLM2 tokens): later turns may be cut, which the tiny model does not mind.
 case "$ENV_NAME" in
   webshop) : "${SFT_MAX_LEN:=2560}" "${PRM_MAX_LEN:=3072}" ;;
