@@ -1,6 +1,7 @@
 """WebShop engine figures: the expert's reward, success and steps per split, and engine latency.
 
-    python bench/bench_webshop.py [--train-sample 500] [--seed 0] [--output results/webshop_expert_bench.json]
+    python bench/bench_webshop.py [--train-sample 500] [--seed 0] [--output results/webshop_expert_bench.json] \
+        [--env-option reward=original]
 
 The expert plays every test goal, every human goal and ``--train-sample`` train goals drawn at random
 (seeded) through the agent-facing environment (``make_env("webshop")``). Latency: the time of one
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from envs import load_tasks, make_env  # noqa: E402
+from envs import load_tasks, make_env, parse_env_options  # noqa: E402
 from envs.webshop.expert import expert_actions, search_query  # noqa: E402
 from envs.webshop.goals import generated_goals  # noqa: E402
 from envs.webshop.reward import compute_reward  # noqa: E402
@@ -33,6 +34,11 @@ class WebShopBenchConfig:
     train_sample: int = arg(500, "train goals the expert plays, drawn at random")
     seed: int = arg(0, "seed of the train-goal draw")
     output: Path | None = arg(None, "also write the figures to this JSON file")
+    env_option: list[str] = arg(default_factory=list, help="a WebShop option NAME=VALUE, repeatable (reward="
+                                "original (default) | corrected | legacy)", repeat=True)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        parse_env_options("webshop", self.env_option)  # an unknown option or value, named
 
 
 def _ms(xs: list[float]) -> dict[str, float]:
@@ -45,8 +51,8 @@ def _ms(xs: list[float]) -> dict[str, float]:
     }
 
 
-def play_expert(tasks, step_times: dict[str, list[float]]) -> dict:
-    env = make_env("webshop")
+def play_expert(tasks, step_times: dict[str, list[float]], options: dict[str, str]) -> dict:
+    env = make_env("webshop", options=options)
     rewards, successes, steps, grounded, actions = [], [], [], 0, 0
     plans = {"found_on_page_1": 0, "paged": 0, "searched_again": 0}
     rank = {"top10": 0, "top50": 0}
@@ -96,6 +102,7 @@ def play_expert(tasks, step_times: dict[str, list[float]]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(WebShopBenchConfig, argv=argv, doc=__doc__)
+    options = parse_env_options("webshop", cfg.env_option)
 
     t0 = time.perf_counter()
     test = load_tasks("webshop", "test")
@@ -106,22 +113,26 @@ def main(argv: list[str] | None = None) -> None:
 
     warm: dict[str, list[float]] = {"search": [], "click": [], "buy": []}
     t0 = time.perf_counter()
-    play_expert(test[:1], warm)  # loads the POS tagger once
+    play_expert(test[:1], warm, options)  # loads the POS tagger once
     warm_s = time.perf_counter() - t0
 
     step_times: dict[str, list[float]] = {"search": [], "click": [], "buy": []}
     figures = {
         "expert": {
-            "test": play_expert(test, step_times),
-            f"train_random_{len(train)}_seed{cfg.seed}": play_expert(train, step_times),
-            "human": play_expert(human, step_times),
-        }
+            "test": play_expert(test, step_times, options),
+            f"train_random_{len(train)}_seed{cfg.seed}": play_expert(train, step_times, options),
+            "human": play_expert(human, step_times, options),
+        },
+        "env_options": options,
     }
-    env = make_env("webshop")
+    env = make_env("webshop", options=options)
     # Oracle: the goal's own product bought with exactly the goal's options, for every generated goal
     # (including the option combinations of test products that are in no split).
     every = generated_goals(list(env.catalog.products.values()))
-    oracle = [compute_reward(env.catalog.products[g.asin], g, dict(g.goal_options)).reward for g in every]
+    oracle = [
+        compute_reward(env.catalog.products[g.asin], g, dict(g.goal_options), options["reward"]).reward
+        for g in every
+    ]
     figures["oracle_own_product_all_generated_goals"] = {
         "n": len(every),
         "reward_1": sum(math.isclose(r, 1.0) for r in oracle),

@@ -43,3 +43,18 @@ class Env(Protocol):
 
 class EnvError(RuntimeError):
     """Raised for misuse of an environment (step before reset, unknown task, missing data)."""
+
+
+@dataclass(frozen=True)
+class EnvOption:
+    """A setting an environment takes besides its task (``--env-option NAME=VALUE``): one of ``choices``,
+    ``default`` when not given. An environment package lists its options in ``ENV_OPTIONS`` (name -> option)."""
+
+    choices: tuple[str, ...]
+    default: str
+    help: str = ""
+
+
+class EnvOptionError(EnvError, ValueError):
+    """An unknown environment option or value; the message names the option and the allowed values. A
+    ValueError too, so a config check (``spa_rl.validate.exit_on_error``) reports it as one line."""

@@ -12,8 +12,10 @@ update.
     python ppo/train.py --mode online --model runs/demo/alfworld/sft/model --env alfworld \\
         --estimator runs/demo/alfworld/estimator/estimator --output-dir runs/demo/alfworld/ppo_online
 
-Several processes: ``accelerate launch [--cpu] --num_processes N ppo/train.py ...`` (DDP; DeepSpeed
-through an accelerate config). Writes ``<output-dir>/adapter`` (LoRA + value head, safetensors),
+Several processes: ``accelerate launch --config_file scripts/accelerate/ddp.yaml --num_processes N
+ppo/train.py ...`` (DDP; on CPU ``torchrun --nproc_per_node N``). DeepSpeed is refused: only the adapters
+and the value head train. Memory: ``--gradient-checkpointing`` and ``--max-tokens-per-micro-batch``; the
+frozen base weights are held in the compute dtype (bf16 where the hardware has it). Writes ``<output-dir>/adapter`` (LoRA + value head, safetensors),
 ``train_log.jsonl`` and ``summary.json``; ``<output-dir>/checkpoint`` is rewritten every
 ``--save-every`` iterations and a rerun resumes from it.
 """
@@ -30,17 +32,17 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from tqdm import tqdm
 
-from envs import ENV_NAMES
+from envs import ENV_NAMES, parse_env_options
 from spa_rl.agent.prompts import check_model_icl, validate_icl_examples, write_model_info
 from spa_rl.agent.schema import command_line, write_json_atomic
 from spa_rl.cli import arg, parse
-from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from spa_rl.fingerprint import check_fingerprint, env_option_settings, locked, make_fingerprint, settings_of
 from spa_rl.models.loading import load_tokenizer
 from spa_rl.models.paths import resolve_model_path
-from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype
+from spa_rl.models.precision import DTYPE_CHOICES, dtype_name, resolve_dtype, use_gradient_checkpointing
 from spa_rl.rewards import VARIANTS, resolve_step_weighting
 from spa_rl.rl.advantages import ESTIMATORS, AdvantageSettings
 from spa_rl.rl.policy_value import PolicyWithValue
@@ -65,6 +67,9 @@ from spa_rl.validate import (
     positive_int,
 )
 
+# Who plays online PPO's rollouts: in this process, or a server (spa_rl/rl/served_policy.py).
+ROLLOUT_BACKENDS = ("hf", "vllm", "serve")
+
 
 @dataclass
 class PPOConfig:
@@ -75,6 +80,9 @@ class PPOConfig:
     data: str = arg("", "offline: the PPO data file (prm/fuse_rewards.py)")
     # online
     env: str = arg("alfworld", "online and the probe: the environment", choices=ENV_NAMES)
+    env_option: list[str] = arg(default_factory=list, help="online and the probe: an environment option "
+                                "NAME=VALUE, repeatable (webshop: reward=original (default) | corrected | legacy)",
+                                repeat=True)  # fmt: skip
     estimator: str = arg("", "online: the frozen progress estimator folder (variants that need it)")
     variant: str | None = arg(None, "online: the step-value variant (default progress); offline: taken from the "
                               "data (if given, it must match)", choices=VARIANTS)  # fmt: skip
@@ -119,6 +127,13 @@ class PPOConfig:
                               "otherwise | none | public-code: multiply step t's reward by (T - t - 1)",
                               choices=("auto", *STEP_WEIGHTINGS))  # fmt: skip
     max_length: int = arg(4096, "tokens per rollout; longer ones are skipped")
+    # memory (neither changes what is learned: left out of the fingerprint)
+    gradient_checkpointing: bool = arg(False, "recompute each decoder layer's activations in the backward pass "
+                                       "(GPU only: turned off on a CPU, as in the Trainer recipes)")  # fmt: skip
+    max_tokens_per_micro_batch: int | None = arg(None, "run each minibatch's forward and backward passes, and the "
+                                                 "scoring passes, in micro-batches of at most N padded tokens (rows "
+                                                 "x longest rollout; a longer rollout goes alone), with the same "
+                                                 "loss and gradients (default: one pass per minibatch)")  # fmt: skip
     lora_r: int = arg(8, "LoRA rank")
     lora_alpha: int = arg(16, "LoRA alpha")
     dtype: str = arg("auto", "compute dtype: auto (bf16 on a GPU or a CPU with bf16 instructions, else fp32) "
@@ -148,6 +163,17 @@ class PPOConfig:
     invalid_penalty: float = arg(0.1, "gigpo: subtracted from the step reward of an invalid action "
                                  "(verl-agent's 0.1)")  # fmt: skip
     gigpo_step_weight: float = arg(1.0, "gigpo: weight of the step advantage beside the episode one (omega)")
+    # online rollouts from a server (spa_rl/rl/served_policy.py)
+    rollout_backend: str = arg("hf", "online: who plays the fresh rollouts. hf: the trainer's model in this process | "
+                               "vllm: a vLLM server of --model with LoRA enabled, given the current adapter before "
+                               "each iteration (runtime LoRA loading) | serve: the same with spa_rl.agent.serve "
+                               "(no vLLM needed)", choices=ROLLOUT_BACKENDS)  # fmt: skip
+    vllm_python: str | None = arg(None, "--rollout-backend vllm: the Python that runs vLLM (its own virtualenv; "
+                                  "default: this one)")  # fmt: skip
+    vllm_args: str = arg("", "--rollout-backend vllm: more server flags, one string (shell words)")
+    vllm_mem_fraction: float | None = arg(0.3, "--rollout-backend vllm: --gpu-memory-utilization (the trainer "
+                                          "shares the GPU; on a CPU the share of host memory); none: vLLM's")  # fmt: skip
+    vllm_start_timeout: float = arg(900.0, "--rollout-backend vllm | serve: seconds to wait for the server")
     report_to: str = arg("auto", REPORT_TO_HELP)
     overwrite: bool = arg(False, "remove the output folder's contents (adapter, checkpoint, logs) and train "
                           "from the start; without it a rerun resumes or skips, and a folder written with "
@@ -168,6 +194,7 @@ class PPOConfig:
         non_negative_int("--probe-every", self.probe_every)  # 0: no probe
         positive_int("--probe-tasks", self.probe_tasks)
         positive_int("--max-steps", self.max_steps, allow_none=True)  # None: the env's limit
+        positive_int("--max-tokens-per-micro-batch", self.max_tokens_per_micro_batch, allow_none=True)
         non_negative("--temperature", self.temperature, allow_none=True)  # None: 0.7 online
         finite("--alpha", self.alpha)
         finite("--beta", self.beta, allow_none=True)  # None: the variant's default
@@ -183,6 +210,10 @@ class PPOConfig:
         validate_icl_examples(self.icl_examples, "--icl-examples")
         resolve_report_to(self.report_to)  # an unknown or missing tracker, refused before any work
         positive_int("--group-size", self.group_size)
+        choice("--rollout-backend", self.rollout_backend, ROLLOUT_BACKENDS)
+        in_range("--vllm-mem-fraction", self.vllm_mem_fraction, 0.0, 1.0, lo_open=True, allow_none=True)
+        positive("--vllm-start-timeout", self.vllm_start_timeout)
+        parse_env_options(self.env, self.env_option)  # an unknown option or value, named with what is allowed
         AdvantageSettings(self.grpo_std, self.adv_eps, self.gigpo_gamma, self.invalid_penalty,
                           self.gigpo_step_weight)  # fmt: skip
 
@@ -211,6 +242,11 @@ def main() -> None:
     check_model_icl(cfg.model, cfg.icl_examples)  # a model trained with the other prompt is refused
     # cpu=True lets a multi-process CPU launch (torchrun, gloo) form its process group.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise SystemExit(
+            "PPO trains LoRA adapters and a value head only (the base weights are frozen), so ZeRO has little "
+            "to shard: launch it with plain DDP (accelerate launch --config_file scripts/accelerate/ddp.yaml)"
+        )
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
     with contextlib.ExitStack() as stack:
@@ -220,10 +256,14 @@ def main() -> None:
             if accelerator.is_main_process:
                 stack.enter_context(locked(out))
             unused = ADVANTAGE_SETTINGS if cfg.advantage == "gae" else frozenset()
+            if cfg.rollout_backend == "hf" or cfg.mode == "offline":  # only a served online run records it
+                unused |= {"rollout_backend"}
             settings = settings_of(cfg, NOT_FINGERPRINTED | unused) | {
                 "dtype": dtype_name(resolve_dtype(cfg.dtype, accelerator.device)),
                 "processes": accelerator.num_processes,
             }
+            if cfg.mode == "online" or cfg.probe_every:  # offline PPO without the probe plays no episode
+                settings |= env_option_settings(cfg.env, cfg.env_option)
             fp = make_fingerprint("ppo", settings, _inputs(cfg))
             check_fingerprint(out, fp, cfg.overwrite and accelerator.is_main_process, "a PPO run")
         if (out / "adapter" / "adapter_config.json").exists():
@@ -235,8 +275,11 @@ def main() -> None:
 
 
 # Settings that change where things go or how often a checkpoint is written, not what is learned.
+# --env-option goes in resolved (env_option_settings), and only where episodes are played.
 NOT_FINGERPRINTED = frozenset({"output_dir", "save_every", "overwrite", "report_to", "model", "data", "estimator",
-                               "task_ids", "exclude_task_ids", "dtype"})  # fmt: skip
+                               "task_ids", "exclude_task_ids", "dtype", "env_option",
+                               "gradient_checkpointing", "max_tokens_per_micro_batch", "vllm_python", "vllm_args",
+                               "vllm_mem_fraction", "vllm_start_timeout"})  # fmt: skip
 # The estimator settings do nothing under GAE: left out then, so runs made before they existed still match.
 ADVANTAGE_SETTINGS = frozenset({"advantage", "group_size", "grpo_std", "adv_eps", "gigpo_gamma", "invalid_penalty",
                                 "gigpo_step_weight"})  # fmt: skip
@@ -252,13 +295,17 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     recover_published(ckpt)  # a kill between publish_dir's two renames
     resume = (ckpt / "state.json").exists()
     tokenizer = load_tokenizer(cfg.model)
+    compute_dtype = resolve_dtype(cfg.dtype, accelerator.device)
     policy = PolicyWithValue.create(
         cfg.model,
         cfg.lora_r,
         cfg.lora_alpha,
         adapter=str(ckpt / "adapter") if resume else None,
+        dtype=compute_dtype,  # the frozen base weights: bf16 where the hardware has it (adapters stay fp32)
     )
-    policy.compute_dtype = resolve_dtype(cfg.dtype, accelerator.device)
+    policy.compute_dtype = compute_dtype
+    if use_gradient_checkpointing(cfg.gradient_checkpointing, accelerator.device):
+        policy.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
     start, kl_value, log = 0, cfg.kl_coef, []
     if resume:
@@ -281,6 +328,7 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
     accelerator.print(
         f"variant {cfg.variant}, step weighting {cfg.step_weighting}, GAE per {cfg.gae_level}, "
         f"compute dtype {dtype_name(unwrapped.compute_dtype)}"
+        + (", gradient checkpointing" if unwrapped.gradient_checkpointing else "")
         + (f", sampling temperature {cfg.temperature}" if cfg.mode == "online" else "")
     )
     # PPOConfig refuses --rollouts-per-iteration < 1, so every process gets at least one rollout.
@@ -321,6 +369,8 @@ def train(cfg: PPOConfig, accelerator: Accelerator, out: Path) -> None:
         tracker.log(cfg.iterations, entry, "probe/")
         accelerator.print(f"probe after {cfg.iterations} updates: {entry}")
     tracker.close()
+    if hasattr(source, "close"):
+        source.close()  # the rollout server, if any (an exception: the server dies with this process)
     if accelerator.is_main_process:
         tmp = out / "adapter.partial"
         unwrapped.save(tmp)

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from envs import load_tasks
+from envs import load_tasks, parse_env_options
 from spa_rl.agent.backends import GenerationConfig, make_policy
 from spa_rl.agent.prompts import (
     DEFAULT_ICL_EXAMPLES,
@@ -29,9 +29,9 @@ from spa_rl.agent.prompts import (
 from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
 from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from spa_rl.cli import arg, parse
-from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file, settings_of
+from spa_rl.fingerprint import claim_file, env_option_settings, make_fingerprint, mark_file, settings_of
 from spa_rl.rewards import final_reward
-from spa_rl.validate import non_negative, positive_int
+from spa_rl.validate import exit_on_error, non_negative, positive_int
 
 
 @dataclass
@@ -51,6 +51,9 @@ class MCValuesConfig:
     icl_examples: int = arg(
         DEFAULT_ICL_EXAMPLES, "in-context examples in the prompt, as the rollouts were played: 1 or 0"
     )
+    env_option: list[str] = arg(default_factory=list, help="an option of the rollouts' environment NAME=VALUE, "
+                                "repeatable (webshop: reward=original (default) | corrected | legacy): the "
+                                "continuations' final rewards", repeat=True)  # fmt: skip
     overwrite: bool = arg(False, "sample again from scratch, even if up to date")
 
     def __post_init__(self) -> None:  # the parser lets nan, 0 and -1 through; refused before any work
@@ -62,14 +65,30 @@ class MCValuesConfig:
         positive_int("--batch-size", self.batch_size)
 
 
-# Not in the fingerprint: the inputs (hashed separately) and settings that do not change the values.
-NOT_SETTINGS = frozenset({"rollouts", "model", "output", "overwrite", "batch_size", "api_base"})
+# Not in the fingerprint: the inputs (hashed separately) and settings that do not change the values;
+# --env-option goes in resolved for the rollouts' environment (env_option_settings).
+NOT_SETTINGS = frozenset({"rollouts", "model", "output", "overwrite", "batch_size", "api_base", "env_option"})
+
+
+def rollouts_env(path: str) -> str:
+    """The environment of the rollouts file (its first record's), which --env-option is checked against."""
+    first = None
+    if Path(path).is_file():
+        with open(path) as f:
+            first = next((ln for ln in f if ln.strip()), None)
+    if first is None:
+        raise SystemExit(f"no usable rollouts in {path}")
+    return json.loads(first)["env"]
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(MCValuesConfig, argv=argv, doc=__doc__)
+    with exit_on_error():
+        env_settings = env_option_settings(rollouts_env(cfg.rollouts), cfg.env_option)
     fp = make_fingerprint(
-        "mc-values", settings_of(cfg, NOT_SETTINGS), {"rollouts": cfg.rollouts, "model": cfg.model}
+        "mc-values",
+        settings_of(cfg, NOT_SETTINGS) | env_settings,
+        {"rollouts": cfg.rollouts, "model": cfg.model},
     )
     out = Path(cfg.output)
     with claim_file(out, fp, cfg.overwrite, work_files=(out.with_suffix(".episodes.jsonl"),)) as current:
@@ -92,6 +111,13 @@ def run(cfg: MCValuesConfig) -> None:
     if not records:
         raise SystemExit(f"no usable rollouts in {cfg.rollouts}")
     env, split = records[0].env, records[0].split
+    env_options = parse_env_options(env, cfg.env_option)
+    played = {json.dumps(r.meta["env_options"], sort_keys=True) for r in records if "env_options" in r.meta}
+    if played - {json.dumps(env_options, sort_keys=True)}:
+        raise SystemExit(
+            f"{cfg.rollouts} was played with environment options {' / '.join(sorted(played))}, the continuations "
+            f"would be played with {env_options}: pass the rollouts' options with --env-option NAME=VALUE"
+        )
     tasks = {t.task_id: t for t in load_tasks(env, split)}
     specs, index = [], {}
     for r in records:
@@ -108,6 +134,7 @@ def run(cfg: MCValuesConfig) -> None:
         batch_size=cfg.batch_size,
         max_steps=cfg.max_steps,
         generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, 1.0, cfg.seed),
+        env_options=env_options,
     )
     out = Path(cfg.output)
     conts, stats = run_rollouts(

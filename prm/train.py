@@ -44,6 +44,7 @@ from spa_rl.estimator.fitting import (
 )
 from spa_rl.estimator.model import BACKBONES, HEADS, EstimatorConfig, ProgressEstimator
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
+from spa_rl.launch import refuse_zero3
 from spa_rl.models.loading import load_tokenizer, pick_device
 from spa_rl.models.paths import resolve_model_path
 from spa_rl.models.precision import configure_training_precision, cpu_trainer_argv, dtype_name
@@ -111,6 +112,8 @@ def main() -> None:
     )  # one line names a refused flag
     est_args.model = resolve_model_path(est_args.model)  # a typo'd folder fails here, not on the Hub
     compute_dtype = configure_training_precision(args, est_args.dtype)
+    # The main process saves the head and backbone itself (publish_main): it needs them whole.
+    refuse_zero3(args.deepspeed, "the estimator", "it saves its weights from one process; ZeRO-3 shards them")
     args.remove_unused_columns = False
     args.label_names = ["target"]
     out = Path(args.output_dir)

@@ -45,3 +45,56 @@ stage() {  # stage NAME command...: run a pipeline stage, appending its wall tim
   "$@"
   printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$RUN_STARTED" "${PPO_MODE:-}" >> "$TIMINGS"
 }
+vllm_dtype() {  # the vLLM --dtype for VLLM_DTYPE / DTYPE (empty: vLLM's choice)
+  if [[ -n "${VLLM_DTYPE:-}" ]]; then echo "$VLLM_DTYPE"
+  elif [[ "${DTYPE:-}" == bf16 ]]; then echo bfloat16
+  elif [[ "${DTYPE:-}" == fp32 ]]; then echo float32
+  fi
+}
+with_rollout_server() {  # with_rollout_server MODEL LOG_NAME SCRIPT ARGS...: under ROLLOUT_BACKEND=vllm|serve,
+  # run this stage script again (bash SCRIPT ARGS...) inside spa_rl.agent.managed_server, which starts a server
+  # for MODEL on 127.0.0.1 (a free port), serving it under the string MODEL (what the client sends), waits
+  # until it serves, and stops it when the script ends, fails or is interrupted; the script then runs with
+  # BACKEND=openai and API_BASE. The server's log: $RUN_DIR/logs/LOG_NAME.log. Returns at once (the stage
+  # runs in this shell) under ROLLOUT_BACKEND=hf and inside the server's run.
+  local model="$1" log="$2"; shift 2
+  case "$ROLLOUT_BACKEND" in
+    hf) return 0 ;;
+    vllm|serve) ;;
+    *) echo "unknown ROLLOUT_BACKEND=$ROLLOUT_BACKEND (hf | vllm | serve)" >&2; exit 2 ;;
+  esac
+  [[ "${SPA_ROLLOUT_SERVER:-}" == 1 ]] && return 0
+  local args=(--engine "$ROLLOUT_BACKEND" --model "$model" --log "$RUN_DIR/logs/$log.log" --seed "$SEED"
+              --max-model-len "$VLLM_MAX_MODEL_LEN" --start-timeout "$VLLM_START_TIMEOUT") dt
+  [[ "$ROLLOUT_BACKEND" == vllm ]] && args+=(--python "$VLLM_PYTHON")
+  dt="$(vllm_dtype)"; [[ -n "$dt" ]] && args+=(--dtype "$dt")
+  [[ -n "$VLLM_MEM_FRACTION" ]] && args+=(--mem-fraction "$VLLM_MEM_FRACTION")
+  [[ -n "$VLLM_ARGS" ]] && args+=("--extra-args=$VLLM_ARGS")
+  exec "$PY" -m spa_rl.agent.managed_server "${args[@]}" -- env BACKEND=openai bash "$@"
+}
+# --- training launches (SFT, estimator, PPO): one process, or accelerate over NUM_GPUS GPUs ---------------
+check_launch() {  # check_launch [VAR...]: stop now when NUM_GPUS, or the DeepSpeed config in a VAR named
+  # (SFT_DEEPSPEED, PRM_DEEPSPEED), cannot run on this machine, with a message that names what is missing
+  # (spa_rl/launch.py); notes a DeepSpeed config that one process leaves unused.
+  local a=(--num-gpus "$NUM_GPUS") v
+  if [[ "$NUM_GPUS" == 1 ]]; then  # one process: nothing to check (no python start for the CPU profiles)
+    for v in "$@"; do
+      [[ -z "${!v}" ]] || echo "note: $v=${!v} applies with NUM_GPUS > 1; one process trains without DeepSpeed" >&2
+    done
+    return 0
+  fi
+  for v in "$@"; do a+=(--deepspeed "$v=${!v}"); done
+  "$PY" -m spa_rl.launch "${a[@]}" || exit 2
+}
+train_launch() {  # train_launch VAR|- SCRIPT ARGS...: run a training recipe. NUM_GPUS=1: one process (GPU 0 or
+  # the CPU), no DeepSpeed. NUM_GPUS>1: accelerate launch over NUM_GPUS GPUs (scripts/accelerate/ddp.yaml),
+  # with --deepspeed "${!VAR}" when VAR (SFT_DEEPSPEED, PRM_DEEPSPEED) is set; "-": no DeepSpeed (PPO).
+  local var="$1" script="$2" ds=""; shift 2
+  [[ "$var" != - ]] && ds="${!var}"
+  if (( NUM_GPUS > 1 )); then
+    "$PY" -m accelerate.commands.launch --config_file scripts/accelerate/ddp.yaml --num_processes "$NUM_GPUS" \
+      "$script" "$@" ${ds:+--deepspeed "$ds"}
+  else
+    "$PY" "$script" "$@"
+  fi
+}

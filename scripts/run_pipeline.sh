@@ -10,6 +10,7 @@ set -euo pipefail
 ENV_NAME="${1:-alfworld}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 load_config "$ENV_NAME"
+check_launch SFT_DEEPSPEED PRM_DEEPSPEED  # before any stage: NUM_GPUS and DeepSpeed can run here
 export PROFILE RUN_DIR
 mkdir -p "$RUN_DIR"
 TIMINGS="$RUN_DIR/timings.tsv"

@@ -5,11 +5,12 @@
 # writes $RUN_DIR/sft/model.
 # ICL_EXAMPLES (1: the paper's prompt, 0: no in-context example) picks the expert file:
 # data/sft/<env>_sft.json for 1, data/sft/<env>_sft_icl0.json for 0 (built when missing).
-# Several GPUs: NUM_GPUS=4 (accelerate launch, DeepSpeed config SFT_DEEPSPEED).
+# Several GPUs: NUM_GPUS=4 (accelerate launch with scripts/accelerate/ddp.yaml, DeepSpeed config SFT_DEEPSPEED).
 set -euo pipefail
 ENV_NAME="${1:?usage: run_sft.sh ENV [sft/train.py flags]}"; shift
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 load_config "$ENV_NAME"
+check_launch SFT_DEEPSPEED  # NUM_GPUS, DeepSpeed: stops now with what is missing (scripts/common.sh)
 : "${SFT_DATA:=data/sft/${ENV_NAME}_sft$([[ "$ICL_EXAMPLES" == 1 ]] || echo "_icl$ICL_EXAMPLES").json}"
 : "${SFT_DIR:=$RUN_DIR/sft}"
 if [[ ! -f "$SFT_DATA" ]]; then
@@ -24,13 +25,8 @@ args=(--data "$SFT_DATA" --model "$BASE_MODEL" --output-dir "$SFT_DIR"
       --report-to "$REPORT_TO" --seed "$SEED" --icl-examples "$ICL_EXAMPLES")
 [[ -n "$SFT_NUM_TRAJ" ]] && args+=(--num-trajectories "$SFT_NUM_TRAJ")
 [[ -n "$SFT_TASK_TYPES" ]] && args+=(--task-types "$SFT_TASK_TYPES")
-[[ -n "$SFT_DEEPSPEED" ]] && args+=(--deepspeed "$SFT_DEEPSPEED")
 [[ -n "$DTYPE" ]] && args+=(--dtype "$DTYPE")   # auto | bf16 | fp32 (default auto: by hardware)
 # shellcheck disable=SC2206
 [[ -n "$SFT_EXTRA" ]] && args+=($SFT_EXTRA)
 echo "[sft] $ENV_NAME: $BASE_MODEL + $SFT_DATA (ICL_EXAMPLES=$ICL_EXAMPLES) -> $SFT_DIR/model (profile $PROFILE)"
-if (( NUM_GPUS > 1 )); then
-  "$PY" -m accelerate.commands.launch --num-processes "$NUM_GPUS" sft/train.py "${args[@]}" "$@"
-else
-  "$PY" sft/train.py "${args[@]}" "$@"
-fi
+train_launch SFT_DEEPSPEED sft/train.py "${args[@]}" "$@"  # NUM_GPUS > 1: accelerate, --deepspeed SFT_DEEPSPEED

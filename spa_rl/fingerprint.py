@@ -251,6 +251,16 @@ def mark_file(path: str | Path, fp: dict) -> None:
     write_json_atomic(sidecar(Path(path)), fp)
 
 
+def env_option_settings(env: str, items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A run's ``--env-option NAME=VALUE`` items as fingerprint settings: ``{"env_options": every option of
+    the environment, defaults filled}`` (so giving a default explicitly changes nothing), or ``{}`` for an
+    environment that takes no option (its fingerprints read as before options existed)."""
+    from envs import parse_env_options
+
+    resolved = parse_env_options(env, items)
+    return {"env_options": resolved} if resolved else {}
+
+
 def settings_of(config: Any, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     """A config dataclass (or dict) as fingerprint settings, less the fields in ``exclude``."""
     from dataclasses import asdict, is_dataclass

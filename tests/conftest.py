@@ -52,6 +52,14 @@ def webshop_ready():
 
 
 @pytest.fixture(scope="session")
+def catalog(webshop_ready):
+    """WebShop's product catalogue and goals (loaded once: about 1 s)."""
+    from envs.webshop.catalog import load_catalog
+
+    return load_catalog()
+
+
+@pytest.fixture(scope="session")
 def smol_tokenizer():
     _require(SMOL, "SmolLM2 model folder")
     from spa_rl.models.loading import load_tokenizer

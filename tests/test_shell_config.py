@@ -69,6 +69,23 @@ def test_a_line_uncommented_in_the_environment_config_beats_the_profile(tmp_path
     assert resolved("NUM_TASKS", repo=tmp_path, NUM_TASKS="3") == {"NUM_TASKS": "3"}
 
 
+def test_environment_options_reach_every_stage_that_plays():
+    # WebShop's reward mode: the config's default, WEBSHOP_REWARD or ENV_OPTIONS on the command line.
+    assert resolved("ENV_OPTIONS", env="webshop") == {"ENV_OPTIONS": "reward=original"}
+    assert resolved("ENV_OPTIONS", env="webshop", WEBSHOP_REWARD="corrected") == {
+        "ENV_OPTIONS": "reward=corrected"
+    }
+    assert resolved("ENV_OPTIONS", env="webshop", ENV_OPTIONS="reward=legacy") == {
+        "ENV_OPTIONS": "reward=legacy"
+    }
+    assert resolved("ENV_OPTIONS") == {"ENV_OPTIONS": ""}  # alfworld takes none
+    for stage in ("eval/run_eval.sh", "exploration/run_explore.sh", "ppo/run_ppo.sh", "prm/run_prm.sh"):
+        assert (
+            "for o in $ENV_OPTIONS; do" in (REPO / stage).read_text()
+            and "--env-option" in (REPO / stage).read_text()
+        ), stage
+
+
 def test_unknown_profile_and_environment_are_named():
     for profile, env, word in (("nope", "alfworld", "unknown PROFILE=nope"), ("base", "alfworld", "unknown PROFILE=base"),
                                ("demo", "nowhere", "no config")):  # fmt: skip
@@ -86,7 +103,7 @@ def test_every_profile_sets_what_the_stages_read(profile, env):
     names = [
         "MAX_STEPS", "EVAL_SPLITS", "TEMPERATURE", "BACKEND", "API_BASE", "ICL_EXAMPLES", "SEED", "DTYPE",
         "SFT_SAVE_STEPS", "EXPLORE_SPLIT", "EXPLORE_BATCH", "PRM_LOG_STEPS", "MC_K", "ALPHA", "PPO_STEP_WEIGHTING",
-        "PPO_PROBE_EVERY", "PPO_PROBE_TASKS", "HELDOUT_TASKS", "NUM_GPUS",
+        "PPO_PROBE_EVERY", "PPO_PROBE_TASKS", "HELDOUT_TASKS", "NUM_GPUS", "ENV_OPTIONS",
     ]  # fmt: skip
     got = resolved(*names, profile=profile, env=env)
     assert "<unset>" not in got.values(), got

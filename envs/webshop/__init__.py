@@ -2,6 +2,7 @@
 
 from envs.webshop.env import (
     CATEGORIES,
+    ENV_OPTIONS,
     INVALID_ACTION,
     MAX_STEPS,
     NAME,
@@ -13,6 +14,7 @@ from envs.webshop.env import (
 
 __all__ = [
     "CATEGORIES",
+    "ENV_OPTIONS",
     "INVALID_ACTION",
     "MAX_STEPS",
     "NAME",

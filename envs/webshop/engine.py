@@ -1,13 +1,28 @@
 """The WebShop site in text mode: pages, what can be clicked on each, and where each click leads.
 
-A page is rendered as WebShop's text observation: its visible texts joined with " [SEP] ".
+A page is rendered exactly as WebShop's text mode (``observation_mode="text"``, the mode ETO and
+SPA-RL run) renders its HTML page: the page's text nodes, in document order, each stripped, joined
+with " [SEP] ". Each page below lists the text nodes of WebShop's template for it (the text-agent
+templates: "Instruction:" on its own line, "Page p (Total results: n)", "< Prev" on item pages):
 - search page:  WebShop | Instruction: | <goal> | Search            (a search box; nothing clickable)
-- results page: Instruction: | <goal> | Back to Search | Page p (Total results: n) | [< Prev] | [Next >]
-                | then per product: ASIN | title | price            (10 products a page, 50 at most)
+- results page: Instruction: | <goal> | Back to Search | Page p (Total results: n) | [< Prev] | Next >
+                | then per product: ASIN | title | price            (10 products a page, 50 at most;
+                "< Prev" from page 2; "Next >" always, past the last result too, onto empty pages)
 - item page:    Instruction: | <goal> | Back to Search | < Prev | per option type: type | values...
                 | title | Price: $x | Rating: N.A. | Description | Features | Reviews | Buy Now
-- sub pages:    Instruction: | <goal> | Back to Search | < Prev | the description / features / reviews
-- done page:    Thank you for shopping with us! | Your score (min 0.0, max 1.0) | <reward>
+- sub pages:    Instruction: | <goal> | Back to Search | < Prev | the description / each feature /
+                per review: "title" | score | body
+- done page:    Thank you for shopping with us! | Your code: | None | (Paste it in your MTurk
+                interface.) | Purchased | asin | <ASIN> | options | <chosen options as JSON> | attrs |
+                None | category | None | query | None | product category | None | Target | asin |
+                options | attrs | price upper | instuction text | category | product category | query |
+                Goal | None | Reward | Your score (min 0.0, max 1.0) | <reward> | Reward Details | None
+                (the hidden purchase/target fields are text nodes too; WebShop's text env passes the
+                done template no MTurk code, goal or reward details, so those print None or nothing).
+How a text node becomes an observation text (BeautifulSoup's html.parser, then the text mode's filter):
+an empty value makes no node; a node of ASCII whitespace only is collapsed to a newline (which the
+filter drops) when it holds one, else to a space (kept: an empty text between two [SEP]s); any other
+node is stripped.
 Clicks name a button's text, a product's ASIN or an option value, in any letter case. "< Prev" goes back
 one page (item -> its results page, sub page -> item page); choosing options stays on the item page
 (one value per option type), and a results page always starts with no options chosen, as in WebShop.
@@ -15,17 +30,42 @@ one page (item -> its results page, sub page -> item page); choosing options sta
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from envs.webshop.catalog import Catalog
 from envs.webshop.goals import Goal
-from envs.webshop.reward import RewardInfo, compute_reward
+from envs.webshop.reward import DEFAULT_REWARD_MODE, RewardInfo, compute_reward, reward_mode
 
 SEP = " [SEP] "
 PRODUCT_WINDOW = 10
 BACK_TO_SEARCH, NEXT_PAGE, PREV_PAGE, BUY_NOW = "Back to Search", "Next >", "< Prev", "Buy Now"
 SUB_PAGES = ("Description", "Features", "Reviews")
+_ASCII_SPACES = " \n\t\f\r"  # what BeautifulSoup counts as collapsible whitespace
+
+
+def visible_texts(nodes: list[str]) -> list[str]:
+    """A page's text nodes as WebShop's text mode keeps them (see the module docstring)."""
+    out = []
+    for t in nodes:
+        if t == "":
+            continue  # an empty element holds no text node
+        if not t.strip(_ASCII_SPACES):  # BeautifulSoup collapses ASCII whitespace to "\n" or " "
+            if "\n" not in t:
+                out.append("")  # " ", kept by the filter (which drops only "\n"), stripped to ""
+            continue
+        out.append(t.strip())
+    return out
+
+
+def options_json(options: dict[str, str]) -> str:
+    """The done page's ``{{ options | tojson }}``: Flask's tojson (sorted keys, ASCII only, and the
+    HTML-unsafe characters written as JSON escapes)."""
+    text = json.dumps(options, sort_keys=True)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027")):
+        text = text.replace(char, escape)
+    return text
 
 
 def click_key(text: str) -> str:
@@ -50,46 +90,76 @@ class Session:
 class WebShopSite:
     """The shop: renders pages for a session and applies searches and clicks to it."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, reward: str = DEFAULT_REWARD_MODE):
         self.catalog = catalog
+        self.reward_mode = reward_mode(reward).name  # the option rule of the reward (reward.REWARD_MODES)
 
     # --- what the agent sees -------------------------------------------------------------------
     def render(self, s: Session) -> str:
-        return SEP.join(t for t in (x.strip() for x in self._texts(s)) if t)
+        return SEP.join(visible_texts(self._text_nodes(s)))
 
-    def _texts(self, s: Session) -> list[str]:
-        head = ["Instruction:", s.goal.instruction_text]
-        if s.page == "search":
-            return ["WebShop", *head, "Search"]
+    def _text_nodes(self, s: Session) -> list[str]:
+        """The text nodes of WebShop's template for the page, as the template writes them (a literal
+        and a value in one element make one node: "Price: $x", " <feature>")."""
+        if s.page == "search":  # <h2>WebShop</h2> <h4>Instruction: <br>{{ goal }}</h4> ... Search</button>
+            return ["WebShop", "Instruction: ", s.goal.instruction_text, "Search"]
         if s.page == "done":
-            return ["Thank you for shopping with us!", "Your score (min 0.0, max 1.0)", str(s.reward.reward)]
+            return self._done_nodes(s)
+        # <h4>Instruction:<br>{{ goal }}</h4>, then the Back to Search button
+        head = ["Instruction:", s.goal.instruction_text, BACK_TO_SEARCH]
         if s.page == "results":
-            texts = [*head, BACK_TO_SEARCH, f"Page {s.page_num} (Total results: {len(s.results)})"]
-            texts += self._pager(s)
+            texts = [*head, f"Page {s.page_num} (Total results: {len(s.results)})", *self._pager(s)]
             for asin in self._page_asins(s):
                 p = self.catalog.products[asin]
                 texts += [asin, p.title, p.price_tag]
             return texts
         p = self.catalog.products[s.asin]
-        texts = [*head, BACK_TO_SEARCH, PREV_PAGE]
+        texts = [*head, PREV_PAGE]
         if s.page == "item":
-            for kind, values in p.options.items():
+            for kind, values in p.options.items():  # <h4>{{ type }}</h4>, then a <label> per value
                 texts += [kind, *values]
             texts += [p.title, f"Price: {p.price_tag}", f"Rating: {p.rating}", *SUB_PAGES, BUY_NOW]
         elif s.page == "Description":
             texts.append(p.description)
-        elif s.page == "Features":
-            texts += list(p.bullet_points)
-        elif s.page == "Reviews":
+        elif s.page == "Features":  # <p class="product-info"> {{bulletpoint}}</p>
+            texts += [f" {b}" for b in p.bullet_points]
+        elif s.page == "Reviews":  # <h4>"{{title}}"</h4> <span>{{score}}</span> <p>{{body}}</p>
             for r in p.reviews:
-                texts += [str(r.get("title", "")), str(r.get("score", "")), str(r.get("body", ""))]
+                texts += [f'"{r.get("title", "")}"', str(r.get("score", "")), str(r.get("body", ""))]
         return texts
 
+    def _done_nodes(self, s: Session) -> list[str]:
+        """WebShop's done page as its text env renders it: the env passes the template the reward, the
+        ASIN and the options only, so the MTurk code, the purchased product's fields and the goal print
+        "None" (or nothing, for the goal's fields). The display:none and hidden parts are text too."""
+        purchased = ["attrs", "None", "category", "None", "query", "None", "product category", "None"]
+        target = ["asin", "options", "attrs", "price upper", "instuction text", "category"]  # sic
+        target += ["product category", "query"]
+        return [
+            "Thank you for shopping with us!",
+            "Your code: ",
+            "None",  # <pre>{{ mturk_code }}</pre>
+            " (Paste it in your MTurk interface.)",
+            "Purchased",
+            "asin",
+            s.asin,
+            "options",
+            options_json(s.options),
+            *purchased,
+            "Target",
+            *target,
+            "Goal ",
+            "None",  # {{ goal | pprint }}
+            "Reward",
+            "Your score (min 0.0, max 1.0)",
+            str(s.reward.reward),
+            "Reward Details ",
+            "None",  # {{ reward_info | pprint }}
+        ]
+
     def _pager(self, s: Session) -> list[str]:
-        out = [PREV_PAGE] if s.page_num > 1 else []
-        if s.page_num * PRODUCT_WINDOW < len(s.results):
-            out.append(NEXT_PAGE)
-        return out
+        """WebShop's text-agent results template: "< Prev" from page 2, "Next >" on every page."""
+        return [PREV_PAGE, NEXT_PAGE] if s.page_num > 1 else [NEXT_PAGE]
 
     def _page_asins(self, s: Session) -> list[str]:
         start = (s.page_num - 1) * PRODUCT_WINDOW
@@ -144,7 +214,9 @@ class WebShopSite:
             option_type, value = arg
             s.options[option_type] = value
         elif kind == "buy":
-            s.reward = compute_reward(self.catalog.products[s.asin], s.goal, dict(s.options))
+            s.reward = compute_reward(
+                self.catalog.products[s.asin], s.goal, dict(s.options), self.reward_mode
+            )
             s.page = "done"
 
     def _show_results(self, s: Session, page_num: int) -> None:

@@ -5,6 +5,8 @@ Splits: ``train`` and ``test`` (generated goals; test products held out, see ``g
 does not offer (a click on something not clickable there, a search where there is no search box, any
 other text) is answered "Invalid action!", changes nothing, and is not grounded. The episode ends at
 "Buy Now" with WebShop's reward (success = reward 1) or after ``max_steps`` actions with reward 0.
+Environment option ``reward`` (``--env-option reward=...``): the reward's option rule, ``original``
+(WebShop's, the default), ``corrected`` or ``legacy`` (see ``reward.py``).
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import math
 import re
 from dataclasses import asdict
 
-from envs.base import EnvError, StepResult, Task
+from envs.base import EnvError, EnvOption, StepResult, Task
 from envs.webshop.catalog import SPLITS, load_catalog
 from envs.webshop.engine import Session, WebShopSite, click_key
 from envs.webshop.expert import expert_actions
+from envs.webshop.reward import DEFAULT_REWARD_MODE, REWARD_OPTION
 
 NAME = "webshop"
 MAX_STEPS = 10  # the paper's limit
 INVALID_ACTION = "Invalid action!"
 CATEGORIES = ("beauty", "electronics", "fashion", "garden", "grocery")  # the task types
+# The options make_env / --env-option accept (envs.resolve_env_options checks them).
+ENV_OPTIONS: dict[str, EnvOption] = {"reward": REWARD_OPTION}
 _ACTION = re.compile(r"^\s*(search|click)\s*\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
 
 
@@ -53,10 +58,10 @@ class WebShopEnv:
 
     name = NAME
 
-    def __init__(self, max_steps: int = MAX_STEPS):
+    def __init__(self, max_steps: int = MAX_STEPS, reward: str = DEFAULT_REWARD_MODE):
         self.max_steps = max_steps
         self.catalog = load_catalog()
-        self.site = WebShopSite(self.catalog)
+        self.site = WebShopSite(self.catalog, reward)
         self.session: Session | None = None
         self._steps = 0
         self._done = True
@@ -123,9 +128,11 @@ class WebShopEnv:
         self.session = None
 
 
-def expert_trajectory(task: Task, max_steps: int = MAX_STEPS) -> tuple[str, list[tuple[str, str]]]:
+def expert_trajectory(
+    task: Task, max_steps: int = MAX_STEPS, reward: str = DEFAULT_REWARD_MODE
+) -> tuple[str, list[tuple[str, str]]]:
     """The expert's episode, played on the live engine: first observation and (action, observation)."""
-    env = WebShopEnv(max_steps=max_steps)
+    env = WebShopEnv(max_steps=max_steps, reward=reward)
     first = env.reset(task)
     pairs = []
     for action in expert_actions(env.catalog, env.session.goal, max_steps):

@@ -20,8 +20,10 @@ COLOR_SET: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def normalize_color(value: str) -> str:
-    """The first color word of COLOR_SET found inside ``value`` (a substring test), else ``value``."""
+def normalize_color(value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+    """The first color word of COLOR_SET found inside ``value`` (a substring test), else ``value``. As in
+    WebShop, a tuple (the ``(type, value)`` goal options of its reward) gets a membership test instead:
+    only an element that is exactly a color word normalises it."""
     for color in COLOR_SET:
         if color in value:
             return color

@@ -7,6 +7,9 @@
 : "${TEMPERATURE:=0}"             # evaluation decoding (0 = greedy)
 : "${BACKEND:=hf}"                # hf (in-process) | openai (any OpenAI-compatible server)
 : "${API_BASE=}"                  # for BACKEND=openai, e.g. http://127.0.0.1:8000/v1
+: "${WEBSHOP_REWARD:=original}"   # the reward's option rule: original (WebShop's own, its published numbers)
+                                  # | corrected | legacy (this project's earlier rules); envs/webshop/README.md
+: "${ENV_OPTIONS=reward=$WEBSHOP_REWARD}"  # every stage that plays episodes gets --env-option for each
 # Task types (SFT_TASK_TYPES, EXPLORE_TASK_TYPES, EVAL_TASK_TYPES): the product categories beauty
 # electronics fashion garden grocery.
 # Uncomment to override the profile:

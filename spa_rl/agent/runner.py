@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from envs import Env, Task, make_env
+from envs import Env, Task, make_env, resolve_env_options
 from spa_rl.agent.backends.base import GenerationConfig, Policy
 from spa_rl.agent.prompts import DEFAULT_ICL_EXAMPLES, PromptSpec, check_records_icl, get_prompt
 from spa_rl.agent.react import INVALID_FORMAT_OBSERVATION, parse_reply, truncate_reply
@@ -32,6 +32,7 @@ class RolloutConfig:
     batch_size: int = 8  # episodes advanced together
     max_steps: int | None = None  # None: the environment's own limit
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    env_options: dict[str, str] = field(default_factory=dict)  # the environment's options (make_env)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def run_rollouts(
 
     ``specs`` replaces the tasks x ``cfg.n_rollouts`` grid with an explicit list of episodes. Prompts
     hold ``icl_examples`` in-context examples (recorded in every record's ``meta``); an ``out_path``
-    that holds records of the other setting is refused."""
+    that holds records of the other setting is refused. ``cfg.env_options`` go to ``make_env`` and, with
+    the environment's defaults filled, into every record's ``meta`` (environments that take options)."""
     if specs is None:
         specs = [EpisodeSpec(t, r) for t in tasks for r in range(cfg.n_rollouts)]
     if not specs:
@@ -102,10 +104,13 @@ def run_rollouts(
     env_name = specs[0].task.env
     prompt = prompt or get_prompt(env_name)
     env_kwargs = {"max_steps": cfg.max_steps} if cfg.max_steps else {}
-    env_factory = env_factory or (lambda: make_env(env_name, **env_kwargs))
+    env_options = resolve_env_options(env_name, cfg.env_options)
+    env_factory = env_factory or (lambda: make_env(env_name, options=env_options, **env_kwargs))
     existing = read_records(out_path, repair_torn_tail=True)
     check_records_icl(existing, icl_examples, out_path, "an episode already in the file")
     meta = {**(meta or {}), "icl_examples": icl_examples}
+    if env_options:
+        meta["env_options"] = env_options
     done = {r.key for r in existing}
     wanted = {(s.task.task_id, s.rollout) for s in specs}
     if len(wanted) != len(specs):

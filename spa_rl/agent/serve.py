@@ -1,9 +1,15 @@
 """A minimal OpenAI-compatible chat server over the ``hf`` backend (``POST /v1/chat/completions``).
 
 For trying the ``openai`` backend without vLLM, and for testing it against a real model. It serves one
-request at a time; use ``vllm serve`` or SGLang for throughput.
+request at a time; use ``vllm serve`` or SGLang for throughput. ``ROLLOUT_BACKEND=serve`` runs the
+pipeline's stages through it (``spa_rl.agent.managed_server``).
 
     python -m spa_rl.agent.serve --model models/smollm2-135m-instruct --port 8000
+
+With ``--enable-lora`` it takes LoRA adapters at run time as vLLM does with
+``VLLM_ALLOW_RUNTIME_LORA_UPDATING``: ``POST /v1/load_lora_adapter {"lora_name", "lora_path"}`` serves the
+base model with that adapter merged under the name ``lora_name``; ``POST /v1/unload_lora_adapter
+{"lora_name"}`` drops it (online PPO's rollouts from the current policy, without vLLM).
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from spa_rl.agent.backends.base import GenerationConfig, Message
@@ -66,15 +74,17 @@ def _int(req: dict, name: str, default: int, lo: int, hi: int | None = None) -> 
     return v
 
 
-def parse_chat_request(req: Any, model_name: str) -> tuple[list[Message], GenerationConfig]:
-    """Check a decoded ``/v1/chat/completions`` body; RequestError names the first bad field."""
+def parse_chat_request(
+    req: Any, model_name: str, adapters: Collection[str] = ()
+) -> tuple[list[Message], GenerationConfig]:
+    """Check a decoded ``/v1/chat/completions`` body; RequestError names the first bad field. ``model`` may
+    name the served model or one of the loaded LoRA ``adapters``."""
     if not isinstance(req, dict):
         raise RequestError(400, "the request body must be a JSON object")
     model = req.get("model")
-    if model is not None and model != model_name:
-        raise RequestError(
-            400, f"unknown model {_show(model)}; this server serves {json.dumps(model_name)}", "model"
-        )
+    if model is not None and model != model_name and model not in adapters:
+        names = ", ".join(json.dumps(n) for n in (model_name, *adapters))
+        raise RequestError(400, f"unknown model {_show(model)}; this server serves {names}", "model")
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError(400, "'messages' must be a non-empty list of {role, content} objects", "messages")
@@ -116,6 +126,17 @@ def parse_chat_request(req: Any, model_name: str) -> tuple[list[Message], Genera
     return [{"role": m["role"], "content": m["content"]} for m in messages], cfg
 
 
+def merged_policy(base: HFPolicy, adapter: str) -> HFPolicy:
+    """A copy of ``base``'s model with the LoRA adapter at ``adapter`` merged into its weights."""
+    import copy
+
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(copy.deepcopy(base.model), adapter).merge_and_unload()
+    return HFPolicy(base.model_path, device=str(base.device), batch_size=base.batch_size, model=model,
+                    tokenizer=base.tokenizer)  # fmt: skip
+
+
 def make_server(
     policy: HFPolicy,
     model_name: str,
@@ -123,8 +144,11 @@ def make_server(
     port: int = 8000,
     max_body_bytes: int = MAX_BODY_BYTES,
     timeout: float = TIMEOUT_S,
+    enable_lora: bool = False,
+    load_adapter: Callable[[HFPolicy, str], HFPolicy] = merged_policy,
 ) -> ThreadingHTTPServer:
     lock = threading.Lock()
+    adapters: dict[str, HFPolicy] = {}  # --enable-lora: loaded adapters by name
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # keep the console quiet
@@ -151,7 +175,8 @@ def make_server(
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": model_name, "object": "model"}]})
+                names = [model_name, *adapters]
+                self._send(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
             else:
                 self._error(404, f"no route {self.path}")
 
@@ -194,8 +219,45 @@ def make_server(
                 except OSError:
                     self.close_connection = True
 
+        def _lora(self, route: str) -> None:
+            """``load_lora_adapter`` / ``unload_lora_adapter``, vLLM's runtime LoRA routes."""
+            try:
+                if not enable_lora:
+                    raise RequestError(404, f"no route {self.path} (start the server with --enable-lora)")
+                try:
+                    req = json.loads(self._read_body())
+                except ValueError as e:
+                    raise RequestError(400, f"the request body is not valid JSON ({e})") from None
+                name = req.get("lora_name") if isinstance(req, dict) else None
+                if not isinstance(name, str) or not name or name == model_name:
+                    raise RequestError(400, "'lora_name' must be a new model name", "lora_name")
+                if route == "unload_lora_adapter":
+                    if name not in adapters:
+                        raise RequestError(404, f"no adapter {_show(name)} is loaded", "lora_name")
+                    with lock:
+                        del adapters[name]
+                    self._send(200, {"status": f"unloaded {name}"})
+                    return
+                path = req.get("lora_path")
+                if name in adapters:
+                    raise RequestError(400, f"the adapter {_show(name)} is already loaded", "lora_name")
+                if not isinstance(path, str) or not (Path(path) / "adapter_config.json").exists():
+                    raise RequestError(
+                        400, f"no LoRA adapter (adapter_config.json) at {_show(path)}", "lora_path"
+                    )
+            except RequestError as e:
+                self._error(e.status, str(e), e.param)
+                return
+            with lock:
+                adapters[name] = load_adapter(policy, path)
+            self._send(200, {"status": f"loaded {name}"})
+
         def _chat(self) -> None:
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            route = self.path.rstrip("/")
+            if route in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"):
+                self._lora(route.rsplit("/", 1)[1])
+                return
+            if route != "/v1/chat/completions":
                 self._error(404, f"no route {self.path}")
                 return
             try:
@@ -206,13 +268,14 @@ def make_server(
                     raise RequestError(400, "the request body is nested too deeply") from None
                 except ValueError as e:  # also undecodable UTF-8
                     raise RequestError(400, f"the request body is not valid JSON ({e})") from None
-                messages, cfg = parse_chat_request(req, model_name)
+                messages, cfg = parse_chat_request(req, model_name, adapters)
             except RequestError as e:
                 self._error(e.status, str(e), e.param)
                 return
             try:
                 with lock:
-                    gen = policy.generate([messages], cfg)[0]
+                    name = req.get("model")
+                    gen = adapters.get(name, policy).generate([messages], cfg)[0]
             except Exception as e:  # a server fault: report, keep serving
                 self._error(500, f"{type(e).__name__}: {e}")
                 return
@@ -234,7 +297,7 @@ def make_server(
                 {
                     "id": f"chatcmpl-{time.time_ns()}",
                     "object": "chat.completion",
-                    "model": model_name,
+                    "model": req.get("model") or model_name,
                     "choices": [
                         {
                             "index": 0,
@@ -263,6 +326,8 @@ class ServeConfig:
     max_body_bytes: int = arg(MAX_BODY_BYTES, "larger request bodies are refused with 413 unread")
     timeout: float = arg(TIMEOUT_S, "seconds a connection may stall on a read or write, and the most a "
                          "request body may take to arrive, before it is closed")  # fmt: skip
+    enable_lora: bool = arg(False, "take LoRA adapters at run time (POST /v1/load_lora_adapter and "
+                            "/v1/unload_lora_adapter, as vLLM does)")  # fmt: skip
 
     def __post_init__(self) -> None:
         positive_int("--max-body-bytes", self.max_body_bytes)
@@ -278,8 +343,12 @@ def main(argv: list[str] | None = None) -> None:
         cfg.port,
         cfg.max_body_bytes,
         cfg.timeout,
+        enable_lora=cfg.enable_lora,
     )
-    print(f"serving {cfg.model} on http://{cfg.host}:{cfg.port}/v1", flush=True)
+    port = server.server_address[1]  # the one chosen with --port 0
+    print(
+        f"serving {cfg.model} as {cfg.served_name or cfg.model!r} on http://{cfg.host}:{port}/v1", flush=True
+    )
     server.serve_forever()
 
 

@@ -83,6 +83,22 @@ class ProgressEstimator(nn.Module):
     def _trunk(self) -> nn.Module:
         return getattr(self.lm, self.lm.base_model_prefix)
 
+    @property
+    def config(self):
+        """The backbone's config: the Trainer and its DeepSpeed integration read the model's ``config``
+        (hidden size for ZeRO's bucket sizes, ``use_cache``)."""
+        return self.lm.config
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs=None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """Gradient (activation) checkpointing of the backbone's decoder layers: what the Trainer calls
+        for ``--gradient-checkpointing`` (non-reentrant, so a frozen or LoRA backbone needs no input
+        gradients)."""
+        self.lm.activation_checkpointing_enable(
+            activation_checkpointing_kwargs or {"use_reentrant": False}, every_n_layers, offload
+        )
+
     def step_values(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, step_index: torch.Tensor
     ) -> torch.Tensor:
@@ -96,7 +112,8 @@ class ProgressEstimator(nn.Module):
     def backbone_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The backbone's last hidden state, computed in ``cfg.compute_dtype`` (autocast), returned fp32."""
         with autocast(input_ids.device, resolve_dtype(self.cfg.compute_dtype)):
-            out = self._trunk()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            out = self._trunk()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            out = out.last_hidden_state
         return out.float()
 
     @property

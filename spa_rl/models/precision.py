@@ -76,6 +76,24 @@ def cpu_trainer_argv(argv: list[str]) -> list[str]:
     return [*argv, "--use-cpu"]
 
 
+def gradient_checkpointing_requested(args: Any) -> bool:
+    """``TrainingArguments`` asks for gradient checkpointing (``--gradient-checkpointing`` or its new name
+    ``--activation-checkpointing``)."""
+    return bool(
+        getattr(args, "activation_checkpointing", False) or getattr(args, "gradient_checkpointing", False)
+    )
+
+
+def use_gradient_checkpointing(requested: bool, device: str | torch.device) -> bool:
+    """Gradient checkpointing where it was asked for and the device is a GPU. On a CPU it only slows a step
+    (the recompute) to save memory the machine has, so it is turned off there with a warning, as in the
+    Trainer recipes (configure_training_precision)."""
+    if requested and torch.device(device).type == "cpu":
+        warnings.warn("no GPU: turned off gradient checkpointing", stacklevel=2)
+        return False
+    return requested
+
+
 def configure_training_precision(args: Any, dtype: str | None) -> torch.dtype:
     """Set a ``TrainingArguments``' mixed precision from ``dtype`` (``auto``: by capability) and turn off
     what is slow or unsupported without a GPU (gradient checkpointing, fused AdamW, pinned memory).
@@ -93,8 +111,9 @@ def configure_training_precision(args: Any, dtype: str | None) -> torch.dtype:
         if chosen == torch.bfloat16 and not cpu_has_bf16() and dtype in (None, "auto"):
             chosen = torch.float32  # emulated bf16 is many times slower than fp32
             changed.append("bf16 (this CPU has no bf16 instructions)")
-        if getattr(args, "gradient_checkpointing", False):
-            args.gradient_checkpointing = False
+        if gradient_checkpointing_requested(args):
+            # transformers 5 reads activation_checkpointing; gradient_checkpointing is its deprecated alias.
+            args.activation_checkpointing = args.gradient_checkpointing = False
             changed.append("gradient checkpointing")
         args.dataloader_pin_memory = False
         if "fused" in str(getattr(args, "optim", "")):
@@ -103,6 +122,15 @@ def configure_training_precision(args: Any, dtype: str | None) -> torch.dtype:
     args.bf16 = chosen == torch.bfloat16
     args.fp16 = chosen == torch.float16
     args.mixed_precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
+    if getattr(args, "hf_deepspeed_config", None) is not None:
+        # TrainingArguments filled the DeepSpeed config's "auto" entries (bf16.enabled, ...) when it was
+        # built, before the dtype was chosen here: fill them again from the final settings.
+        from accelerate.utils import DeepSpeedPlugin
+        from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+        args.hf_deepspeed_config = HfTrainerDeepSpeedConfig(args.deepspeed)
+        args.hf_deepspeed_config.trainer_config_process(args)
+        args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=args.hf_deepspeed_config)
     if changed:
         warnings.warn(f"no GPU: turned off {', '.join(changed)}", stacklevel=2)
     return chosen

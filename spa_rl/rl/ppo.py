@@ -221,3 +221,19 @@ def rows(xs: list[torch.Tensor], idx: list[int], device) -> torch.Tensor:
 
 def split_rows(x: torch.Tensor, samples: list[Sample]) -> list[torch.Tensor]:
     return list(torch.split(x, [len(s.act_pos) for s in samples]))
+
+
+def token_micro_batches(samples: list[Sample], idx: list[int], max_tokens: int | None) -> list[list[int]]:
+    """The rollouts ``idx`` (one minibatch) as micro-batches whose padded size, rows x longest rollout, stays
+    within ``max_tokens``: longest first, each micro-batch filled while the bound holds; a rollout longer
+    than the bound goes alone. ``max_tokens`` None (or 0): one micro-batch, ``idx`` as given."""
+    if not max_tokens:
+        return [list(idx)] if idx else []
+    out: list[list[int]] = []
+    for i in sorted(idx, key=lambda j: len(samples[j].input_ids), reverse=True):
+        # Longest first: a micro-batch's first rollout is its widest.
+        if out and (len(out[-1]) + 1) * len(samples[out[-1][0]].input_ids) <= max_tokens:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out

@@ -50,7 +50,8 @@ class TrainingProbe:
         self.gen.weights_changed()
         self.policy.eval()
         rcfg = RolloutConfig(batch_size=cfg.gen_batch_size, max_steps=cfg.max_steps,
-                             generation=GenerationConfig(cfg.max_new_tokens, 0.0, 1.0, 0))  # fmt: skip
+                             generation=GenerationConfig(cfg.max_new_tokens, 0.0, 1.0, 0),
+                             env_options=cfg.env_options)  # fmt: skip
         specs = [EpisodeSpec(t, updates, meta={"updates": updates}) for t in self.tasks]
         meta = {"model": f"{cfg.model} + LoRA after {updates} PPO updates (probe)", "temperature": 0.0}
         records, _ = run_rollouts([], self.gen, self.records, rcfg, specs=specs, progress=False, meta=meta,

@@ -4,7 +4,8 @@ uninterrupted run would have.
 
 - ``OfflineSource`` (the public code): the fixed exploration rollouts of a PPO data file with their fused
   rewards (prm/fuse_rewards.py), shuffled once per pass and taken in turn.
-- ``OnlineSource``: each iteration the current policy (LoRA model, in memory) plays fresh training tasks;
+- ``OnlineSource``: each iteration the current policy (LoRA model, in memory; or served by vLLM with the
+  current adapter loaded before each iteration, ``--rollout-backend vllm``) plays fresh training tasks;
   the frozen progress estimator and the recorded grounding turn them into per-step rewards. Rollouts are
   appended to ``<output_dir>/online_rollouts.jsonl``; a run resumed at iteration i keeps the episodes of
   iterations up to i (iteration i's came from the checkpoint's weights) and drops the later ones, which
@@ -16,11 +17,12 @@ Both read a typed ``SourceConfig`` that the recipe builds with ``SourceConfig.of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
-from envs import select_tasks
+from envs import parse_env_options, select_tasks
 from spa_rl.agent.backends import GenerationConfig
 from spa_rl.agent.backends.hf import HFPolicy
 from spa_rl.agent.metrics import summarize
@@ -56,6 +58,7 @@ class SourceConfig:
     beta: float | None
     icl_examples: int
     seed: int
+    env_option: Sequence[str] = ()  # --env-option NAME=VALUE items (online rollouts and the probe)
     probe_every: int = 0
     probe_tasks: int = 16
     probe_seed: int = 0
@@ -68,10 +71,21 @@ class SourceConfig:
     invalid_penalty: float = 0.1
     gigpo_step_weight: float = 1.0
     group_size: int = 1
+    # online rollouts from a server (spa_rl/rl/served_policy.py): hf (in process) | vllm | serve
+    rollout_backend: str = "hf"
+    vllm_python: str | None = None
+    vllm_args: str = ""
+    vllm_mem_fraction: float | None = None
+    vllm_start_timeout: float = 900.0
+    lora_r: int = 8
 
     @property
     def critic_free(self) -> bool:
         return not get_estimator(self.advantage).critic
+
+    @property
+    def env_options(self) -> dict[str, str]:
+        return parse_env_options(self.env, self.env_option)
 
     def advantage_settings(self) -> AdvantageSettings:
         return AdvantageSettings(self.grpo_std, self.adv_eps, self.gigpo_gamma, self.invalid_penalty,
@@ -152,13 +166,18 @@ class OnlineSource:
             from spa_rl.estimator.model import ProgressEstimator
 
             self.estimator = ProgressEstimator.load(cfg.estimator).to(accelerator.device)
-        self.gen = HFPolicy(
-            cfg.model,
-            device=str(accelerator.device),
-            batch_size=cfg.gen_batch_size,
-            model=policy.lm,
-            tokenizer=tokenizer,
-        )
+        if cfg.rollout_backend == "hf":
+            self.gen = HFPolicy(
+                cfg.model,
+                device=str(accelerator.device),
+                batch_size=cfg.gen_batch_size,
+                model=policy.lm,
+                tokenizer=tokenizer,
+            )
+        else:  # a server with the base model, given the current adapter before each iteration
+            from spa_rl.rl.served_policy import ServedLoRAPolicy
+
+            self.gen = ServedLoRAPolicy(cfg, policy.lm, str(accelerator.device), self.rank)
         suffix = f".rank{self.rank}" if accelerator.num_processes > 1 else ""
         self.out = Path(cfg.output_dir) / f"online_rollouts{suffix}.jsonl"
         kept = [
@@ -167,6 +186,11 @@ class OnlineSource:
             if r.meta.get("iteration", 0) <= start_iteration
         ]
         write_jsonl_atomic(self.out, [r.to_json() for r in kept])
+
+    def close(self) -> None:
+        """Stop the rollout server, if there is one."""
+        if hasattr(self.gen, "close"):
+            self.gen.close()
 
     def next(self, n: int, iteration: int) -> tuple[list[Sample], dict]:
         # Critic-free estimators play each drawn task group_size times (ceil(n / G) tasks): their groups.
@@ -184,6 +208,7 @@ class OnlineSource:
             batch_size=cfg.gen_batch_size,
             max_steps=cfg.max_steps,
             generation=GenerationConfig(cfg.max_new_tokens, cfg.temperature, 1.0, cfg.seed + iteration),
+            env_options=cfg.env_options,
         )
         self.policy.eval()
         meta = {"model": f"{cfg.model} + LoRA (online PPO)", "temperature": cfg.temperature, "seed": cfg.seed}

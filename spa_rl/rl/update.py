@@ -5,6 +5,7 @@ holds the settings it reads; ppo/train.py builds it from its own config with ``U
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, fields
 
@@ -22,6 +23,7 @@ from spa_rl.rl.ppo import (
     policy_loss,
     rows,
     split_rows,
+    token_micro_batches,
     value_loss,
     whiten,
 )
@@ -43,25 +45,36 @@ class UpdateConfig:
     vf_coef: float
     max_grad_norm: float
     seed: int
+    # Memory: each minibatch's forward and backward passes (and the scoring passes) run in micro-batches of at
+    # most this many padded tokens (rows x longest rollout; a longer rollout goes alone), their losses weighted
+    # by their share of the minibatch's action tokens: the same loss and gradients. None: one pass.
+    max_tokens_per_micro_batch: int | None = None
 
     @classmethod
     def of(cls, config) -> UpdateConfig:
-        """The fields of the same names of any config object (e.g. ppo/train.py's PPOConfig)."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+        """The fields of the same names of any config object (e.g. ppo/train.py's PPOConfig); a field with a
+        default may be missing there."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)})
 
 
 @torch.no_grad()
-def score_rollouts(unwrapped, samples: list[Sample], minibatch_size: int, pad_id: int, device):
+def score_rollouts(
+    unwrapped, samples: list[Sample], minibatch_size: int, pad_id: int, device, max_tokens: int | None = None
+):
     """The policy before an update: log-probs and values of every action token, and the reference's
-    log-probs (adapters disabled), one tensor per rollout."""
-    old_lp, old_v, ref_lp = [], [], []
+    log-probs (adapters disabled), one tensor per rollout. Passes of ``minibatch_size`` rollouts, each
+    split into micro-batches of at most ``max_tokens`` padded tokens (None: not split)."""
+    old_lp, old_v, ref_lp = [None] * len(samples), [None] * len(samples), [None] * len(samples)
     for s in range(0, len(samples), minibatch_size):
-        mb = samples[s : s + minibatch_size]
-        batch = collate(mb, pad_id, device)
-        lp, v = unwrapped(**batch)
-        old_lp += split_rows(lp.cpu(), mb)
-        old_v += split_rows(v.cpu(), mb)
-        ref_lp += split_rows(unwrapped.reference_logprobs(**batch).cpu(), mb)
+        idx = list(range(s, min(s + minibatch_size, len(samples))))
+        for part in token_micro_batches(samples, idx, max_tokens):
+            mb = [samples[i] for i in part]
+            batch = collate(mb, pad_id, device)
+            lp, v = unwrapped(**batch)
+            ref = unwrapped.reference_logprobs(**batch)
+            for i, a, b, c in zip(part, split_rows(lp.cpu(), mb), split_rows(v.cpu(), mb),
+                                  split_rows(ref.cpu(), mb), strict=True):  # fmt: skip
+                old_lp[i], old_v[i], ref_lp[i] = a, b, c
     return old_lp, old_v, ref_lp
 
 
@@ -92,6 +105,14 @@ def rollout_advantages(samples: list[Sample], old_lp, old_v, ref_lp, cfg: Update
     return adv, ret, kls, scores
 
 
+def _deferred_sync(accelerator, model, defer: bool):
+    """Around a backward pass: with ``defer``, keep its gradients local (DDP's no_sync) until the next synced
+    pass. Accelerator stand-ins without ``no_sync`` (one process) need nothing."""
+    if not defer or not hasattr(accelerator, "no_sync"):
+        return contextlib.nullcontext()
+    return accelerator.no_sync(model)
+
+
 def ppo_iteration(
     policy,
     unwrapped,
@@ -110,7 +131,8 @@ def ppo_iteration(
     # Dropout stays off throughout (as TRL does): the update's first forward pass then reproduces the
     # log-probabilities scored here exactly, so the ratio starts at 1.
     policy.eval()
-    old_lp, old_v, ref_lp = score_rollouts(unwrapped, samples, cfg.minibatch_size, pad_id, device)
+    max_tokens = cfg.max_tokens_per_micro_batch
+    old_lp, old_v, ref_lp = score_rollouts(unwrapped, samples, cfg.minibatch_size, pad_id, device, max_tokens)
     adv, ret, kls, scores = rollout_advantages(samples, old_lp, old_v, ref_lp, cfg, kl_ctl.value)
     # Critic-free estimators train no value head: the value loss is logged but takes no gradient.
     vf_coef = 0.0 if any(s.step_advantages is not None for s in samples) else cfg.vf_coef
@@ -122,19 +144,30 @@ def ppo_iteration(
         rng.shuffle(order)
         mbs = [order[s : s + cfg.minibatch_size] for s in range(0, len(order), cfg.minibatch_size)]
         for k, mb_idx in enumerate(mbs):
-            mb = [samples[i] for i in mb_idx]
-            lp, v = policy(**collate(mb, pad_id, device))
-            pg, st = policy_loss(lp, rows(old_lp, mb_idx, device), rows(adv, mb_idx, device), cfg.clip)
-            vf = value_loss(v, rows(old_v, mb_idx, device), rows(ret, mb_idx, device), cfg.value_clip)
-            accelerator.backward((pg + vf_coef * vf) / cfg.grad_accum)
-            if (k + 1) % cfg.grad_accum == 0 or k == len(mbs) - 1:
+            step = (k + 1) % cfg.grad_accum == 0 or k == len(mbs) - 1  # an optimizer step follows
+            # The minibatch's losses are means over its action tokens: each micro-batch's mean, weighted
+            # by its share of them, adds up to the same loss and gradients.
+            n_act = max(1, sum(len(samples[i].act_pos) for i in mb_idx))
+            parts = token_micro_batches(samples, mb_idx, max_tokens)
+            mb_stats = dict.fromkeys(stats, 0.0)
+            for j, part in enumerate(parts):
+                w = sum(len(samples[i].act_pos) for i in part) / n_act
+                lp, v = policy(**collate([samples[i] for i in part], pad_id, device))
+                pg, st = policy_loss(lp, rows(old_lp, part, device), rows(adv, part, device), cfg.clip)
+                vf = value_loss(v, rows(old_v, part, device), rows(ret, part, device), cfg.value_clip)
+                # Several processes: gradients are averaged once per optimizer step, in its last backward
+                # pass (each process makes one, however many micro-batches its rollouts need).
+                with _deferred_sync(accelerator, policy, defer=not (step and j == len(parts) - 1)):
+                    accelerator.backward(w * (pg + vf_coef * vf) / cfg.grad_accum)
+                for key, x in (("pg_loss", pg.item()), ("vf_loss", vf.item()), ("clipfrac", st["clipfrac"]),
+                               ("approx_kl", st["approx_kl"])):  # fmt: skip
+                    mb_stats[key] += w * x
+            if step:
                 accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
-            stats["pg_loss"].append(pg.item())
-            stats["vf_loss"].append(vf.item())
-            stats["clipfrac"].append(st["clipfrac"])
-            stats["approx_kl"].append(st["approx_kl"])
+            for key, x in mb_stats.items():
+                stats[key].append(x)
     mean_kl = sum(kls) / len(kls)
     # A second estimate of the same KL(policy || ref) per rollout, for the log only: sum of
     # exp(d) - 1 - d, d = log ref - log pi (Schulman's k3): >= 0 token by token and of lower variance than

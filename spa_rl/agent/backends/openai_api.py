@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import httpx
 
@@ -48,9 +51,19 @@ class OpenAIPolicy:
     def generate(
         self, conversations: list[list[Message]], cfg: GenerationConfig, keys=None
     ) -> list[Generation]:
-        # The server does its own prefix caching (vLLM: automatic prefix caching); keys are not needed.
+        # The server does its own prefix caching (vLLM: automatic prefix caching); keys are not needed for
+        # that. Each request gets its own seed (from the batch's seed and the episode's key): with one seed
+        # for all, a server that seeds per request (vLLM) would sample the same reply for the same prompt,
+        # and the M rollouts of a task (exploration, GRPO groups) would all be one rollout.
+        seeds = [request_seed(cfg.seed, k, i) for i, k in enumerate(keys or [None] * len(conversations))]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda m: self._one(m, cfg), conversations))
+            return list(pool.map(lambda m, s: self._one(m, replace(cfg, seed=s)), conversations, seeds))
 
     def release(self, keys) -> None:
         pass
+
+
+def request_seed(seed: int, key: Hashable | None, index: int) -> int:
+    """A request's sampling seed: a function of the batch's seed and the episode key (else its index)."""
+    tag = repr(key) if key is not None else f"#{index}"
+    return zlib.crc32(f"{seed}:{tag}".encode()) & 0x7FFFFFFF
