@@ -91,10 +91,17 @@ train_launch() {  # train_launch VAR|- SCRIPT ARGS...: run a training recipe. NU
   # with --deepspeed "${!VAR}" when VAR (SFT_DEEPSPEED, PRM_DEEPSPEED) is set; "-": no DeepSpeed (PPO).
   local var="$1" script="$2" ds=""; shift 2
   [[ "$var" != - ]] && ds="${!var}"
+  local rc=0
   if (( NUM_GPUS > 1 )); then
     "$PY" -m accelerate.commands.launch --config_file scripts/accelerate/ddp.yaml --num_processes "$NUM_GPUS" \
-      "$script" "$@" ${ds:+--deepspeed "$ds"}
+      "$script" "$@" ${ds:+--deepspeed "$ds"} || rc=$?
   else
-    "$PY" "$script" "$@"
+    "$PY" "$script" "$@" || rc=$?
   fi
+  if (( rc == 137 )); then  # SIGKILL: on Linux nearly always the kernel's out-of-memory killer
+    echo "error: $script was killed (SIGKILL, exit 137), most likely out of memory (dmesg says): lower the" \
+         "batch or the length (SFT_BATCH, SFT_MAX_LEN; PRM_BATCH, PRM_MAX_LEN; PPO_MB or --max-tokens-per-micro-batch" \
+         "in PPO_EXTRA), or free memory; the CPU profiles (demo, study) are sized for 24 GB" >&2
+  fi
+  return "$rc"
 }

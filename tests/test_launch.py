@@ -138,3 +138,20 @@ def test_the_committed_deepspeed_configs_train_in_one_process(tmp_path):
         assert "saved " in res.stdout
     assert (tmp_path / "sft" / "model" / "config.json").exists()
     assert (tmp_path / "est" / "estimator" / "head.safetensors").exists()
+
+
+def test_a_training_process_killed_by_the_kernel_is_named(tmp_path):
+    """A recipe killed by SIGKILL (the out-of-memory killer: PROFILE=gpu's SFT on a 24 GB CPU machine that
+    held another job was) stops the stage with its exit status and a line saying what to lower."""
+    recipe = tmp_path / "recipe.sh"
+    recipe.write_text("kill -KILL $$\n")
+    cmd = f'source scripts/common.sh; PY=bash; NUM_GPUS=1; train_launch - "{recipe}"'
+    res = subprocess.run(["bash", "-c", cmd], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 137, res.stderr
+    assert "was killed (SIGKILL, exit 137), most likely out of memory" in res.stderr
+    assert "SFT_BATCH" in res.stderr and str(recipe) in res.stderr
+    ok = subprocess.run(
+        ["bash", "-c", f'source scripts/common.sh; PY=bash; NUM_GPUS=1; train_launch - "{tmp_path / "ok.sh"}"'],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert ok.returncode == 127 and "SIGKILL" not in ok.stderr  # bash: no such file, passed through as is
