@@ -10,9 +10,10 @@ every prompt) against the faster settings, alternating, in one run, with ratios:
     python bench/bench_speed.py --parts sft,ppo --trajectories 4 --output results/bench_speed.json
 
 Settings compared (``--settings``): ``fp32`` (today's default), ``bf16`` (bf16 autocast for training,
-bf16 weights for generation: the default where the CPU has bf16 instructions), and, where the prompt
+bf16 weights for generation: the default where the CPU has bf16 instructions), where the prompt
 builder offers it, ``bf16-icl0`` (bf16 and the prompt without the in-context example, for the stages of
-trained agents). Decode ms/step against the memory-traffic bound: bench/bench_decode.py.
+trained agents), and for rollouts ``fp32-generate`` (fp32 through transformers' ``generate``: decoding as
+it was before the fast decoder). Decode ms/step against the memory-traffic bound: bench/bench_decode.py.
 """
 
 from __future__ import annotations
@@ -42,15 +43,23 @@ from spa_rl.rl.policy_value import PolicyWithValue  # noqa: E402
 from spa_rl.rl.ppo import KLController, to_sample  # noqa: E402
 from spa_rl.training import IGNORE_INDEX, labelled_positions_loss  # noqa: E402
 
-SETTINGS = {"fp32": (torch.float32, 1), "bf16": (torch.bfloat16, 1), "bf16-icl0": (torch.bfloat16, 0)}
+SETTINGS = {
+    "fp32": (torch.float32, 1),
+    "bf16": (torch.bfloat16, 1),
+    "bf16-icl0": (torch.bfloat16, 0),
+    "fp32-generate": (torch.float32, 1),
+}
+# fp32-generate: rollouts through transformers' generate (HFPolicy(fast_decode=False)), the decoding path
+# before the fast decoder; the other parts do not decode, so it applies to rollouts only.
+ROLLOUTS_ONLY = {"fp32-generate"}
 
 
 @dataclass
 class SpeedBenchConfig:
     model: str = arg("models/smollm2-135m-instruct", "model folder (Hugging Face format)")
     parts: str = arg("sft,estimator,ppo,rollouts", "comma-separated stages to time")
-    settings: str | None = arg(None, "comma-separated among fp32, bf16, bf16-icl0 (default: all that apply "
-                               "here)")  # fmt: skip
+    settings: str | None = arg(None, "comma-separated among fp32, bf16, bf16-icl0, fp32-generate (rollouts "
+                               "only; default: all that apply here)")  # fmt: skip
     trajectories: int = arg(4, "expert trajectories for SFT / estimator / PPO")
     episodes: int = arg(8, "rollout episodes played together")
     steps: int = arg(4, "steps per rollout episode")
@@ -151,7 +160,7 @@ def bench_ppo(model_path, tok, convs, dtype, repeats) -> dict:
             "seconds_per_rollout": round(s / len(samples), 2)}  # fmt: skip
 
 
-def bench_rollouts(model_path, tok, dtype, icl, episodes, steps, repeats) -> dict:
+def bench_rollouts(model_path, tok, dtype, icl, episodes, steps, repeats, fast_decode=True) -> dict:
     tasks = [t for t in load_tasks("alfworld", "unseen") if t.task_type == "pick"][:episodes]
     kw = {}
     if supports_icl0():
@@ -164,7 +173,7 @@ def bench_rollouts(model_path, tok, dtype, icl, episodes, steps, repeats) -> dic
     best, out = float("inf"), {}
     for _ in range(repeats):
         policy = HFPolicy(model_path, device="cpu", dtype="bf16" if dtype == torch.bfloat16 else "fp32",
-                          batch_size=episodes, tokenizer=tok)  # fmt: skip
+                          batch_size=episodes, tokenizer=tok, fast_decode=fast_decode)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             recs, stats = run_rollouts(tasks, policy, Path(tmp) / "e.jsonl", cfg, progress=False, **kw)
@@ -181,7 +190,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse(SpeedBenchConfig, argv=argv, doc=__doc__)
 
     settings = (
-        cfg.settings.split(",") if cfg.settings else ["fp32", "bf16"] + (["bf16-icl0"] * supports_icl0())
+        cfg.settings.split(",")
+        if cfg.settings
+        else ["fp32", "bf16"]
+        + (["bf16-icl0"] * supports_icl0())
+        + ["fp32-generate"] * ("rollouts" in cfg.parts)
     )
     unknown = set(settings) - set(SETTINGS)
     if unknown:
@@ -197,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         # Alternate the order of the settings between parts so that drift on a shared machine evens out.
         for name in settings if parts.index(part) % 2 == 0 else list(reversed(settings)):
             dtype, icl = SETTINGS[name]
+            if name in ROLLOUTS_ONLY and part != "rollouts":
+                continue
             if part == "sft":
                 r = bench_sft(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "estimator":
@@ -204,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             elif part == "ppo":
                 r = bench_ppo(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "rollouts":
-                r = bench_rollouts(cfg.model, tok, dtype, icl, cfg.episodes, cfg.steps, cfg.repeats)
+                fast = name != "fp32-generate"
+                r = bench_rollouts(cfg.model, tok, dtype, icl, cfg.episodes, cfg.steps, cfg.repeats, fast)
             else:
                 raise SystemExit(f"unknown part {part!r}")
             results[part][name] = r
@@ -219,11 +235,21 @@ def main(argv: list[str] | None = None) -> None:
                 x = r[key[part]] / base
                 ratios[f"{part}/{name}"] = round(1 / x if part == "ppo" else x, 2)
     print("speed-ups over fp32 with the example (higher is faster):", ratios)
+    # Rollouts against the path before the fast decoder too (fp32, generate, the example in the prompt).
+    before = results.get("rollouts", {}).get("fp32-generate", {}).get("episodes_per_min")
+    over_generate = {
+        f"rollouts/{name}": round(r["episodes_per_min"] / before, 2)
+        for name, r in results.get("rollouts", {}).items()
+        if before and name != "fp32-generate"
+    }
+    if over_generate:
+        print("rollout speed-ups over fp32 through generate:", over_generate)
     if cfg.output:
         write_json_atomic(cfg.output, {"command": command_line(), "host": {"machine": platform.machine(),
                           "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16()},
                           "args": asdict(cfg) | {"output": str(cfg.output)}, "results": results,
-                          "speedups_over_fp32": ratios})  # fmt: skip
+                          "speedups_over_fp32": ratios,
+                          "rollout_speedups_over_fp32_generate": over_generate})  # fmt: skip
 
 
 if __name__ == "__main__":
