@@ -148,7 +148,9 @@ def bench_ppo(model_path, tok, convs, dtype, repeats) -> dict:
             for m, start in convs]  # fmt: skip
     samples = [s for r in recs if (s := to_sample(tok, r, 4096))]
     cfg = recipe.PPOConfig(model=model_path, lr=1e-6, ppo_epochs=1, minibatch_size=1, grad_accum=2)
-    policy = PolicyWithValue.create(model_path)
+    # As ppo/train.py: the frozen base weights in the compute dtype (trees before that held them in fp32).
+    held = {"dtype": dtype} if "dtype" in inspect.signature(PolicyWithValue.create).parameters else {}
+    policy = PolicyWithValue.create(model_path, **held)
     policy.compute_dtype = dtype
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
     acc = SimpleNamespace(device="cpu", backward=lambda loss: loss.backward(),
