@@ -258,10 +258,15 @@ def main() -> None:
             unused = ADVANTAGE_SETTINGS if cfg.advantage == "gae" else frozenset()
             if cfg.rollout_backend == "hf" or cfg.mode == "offline":  # only a served online run records it
                 unused |= {"rollout_backend"}
+            dtype = dtype_name(resolve_dtype(cfg.dtype, accelerator.device))
             settings = settings_of(cfg, NOT_FINGERPRINTED | unused) | {
-                "dtype": dtype_name(resolve_dtype(cfg.dtype, accelerator.device)),
+                "dtype": dtype,
                 "processes": accelerator.num_processes,
             }
+            if dtype != "fp32":
+                # The frozen base weights are held in this dtype (earlier versions held them in fp32 under
+                # autocast): a bf16 run made before is refused rather than resumed with other numerics.
+                settings["frozen_weights"] = dtype
             if cfg.mode == "online" or cfg.probe_every:  # offline PPO without the probe plays no episode
                 settings |= env_option_settings(cfg.env, cfg.env_option)
             fp = make_fingerprint("ppo", settings, _inputs(cfg))

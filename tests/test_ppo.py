@@ -207,6 +207,12 @@ def test_online_ppo_samples_fresh_rollouts_and_rewards_them(tmp_path):
     assert len(recs) == 4 and {r.meta["iteration"] for r in recs} == {0, 1}
     assert all(r.split == "train" and r.task_type == "pick" and 1 <= r.n_steps <= 2 for r in recs)
     assert (out / "adapter" / "adapter_model.safetensors").exists()
+    # bf16 runs record that the frozen base weights are held in bf16 (older bf16 runs held them in fp32).
+    from spa_rl.models.precision import resolve_dtype
+
+    settings = json.loads((out / "fingerprint.json").read_text())["settings"]
+    bf16 = resolve_dtype("auto", "cpu") == torch.bfloat16
+    assert settings.get("frozen_weights") == ("bf16" if bf16 else None)
 
 
 @pytest.mark.slow
