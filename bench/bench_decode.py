@@ -10,7 +10,7 @@ BATCHxCACHED_TOKENS: a cache of random keys/values (half the rows left-padded by
 --prompt-tokens new tokens and --new-tokens greedy tokens, through
 
 - ``generate``: transformers' ``model.generate`` on the backend's preallocated cache (the old path), and
-- ``fast``: ``spa_rl.agent.backends.kv_cache.FastDecoder`` (the backend's default now),
+- ``fast``: ``spa_rl.agent.backends.cpu_decode.FastDecoder`` (the backend's default now),
 
 alternating, --repeats times each. Printed per dtype and shape: ms per decode step (median over the steps of
 a call, best call), the bound, the ratio to it, and whether both paths produced the same greedy tokens (for
@@ -24,13 +24,15 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, StoppingCriteria, StoppingCriteriaList
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from spa_rl.agent.backends.kv_cache import FastDecoder, attention_kernel, preallocated_cache  # noqa: E402
+from spa_rl.agent.backends.cpu_decode import FastDecoder, decode_kernels  # noqa: E402
+from spa_rl.agent.backends.kv_cache import preallocated_cache  # noqa: E402
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
 from spa_rl.cli import arg, parse  # noqa: E402
 
@@ -45,6 +47,8 @@ class DecodeBenchConfig:
     repeats: int = arg(2, "calls per path, alternating their order")
     threads: int | None = arg(None, "torch threads (default: torch's)")
     output: Path | None = arg(None, "also write the figures to this JSON file")
+    profile: str | None = arg(None, "instead: torch.profiler tables of decode steps at BATCHxCACHED, with the "
+                              "per-layer kernels and as torch operations (FastDecoder's two step paths)")  # fmt: skip
 
 
 def read_bandwidth(gib: float = 1.0, repeats: int = 7) -> float:
@@ -124,14 +128,47 @@ def kv_bytes(model, batch: int, positions: float) -> float:
     return batch * positions * per_position
 
 
+def profile_steps(cfg: DecodeBenchConfig) -> None:
+    """Where a decode step's time goes: torch.profiler over 5 steps of each step path, every dtype."""
+    from torch.profiler import profile
+
+    batch, cached = (int(x) for x in cfg.profile.lower().split("x"))
+    for dtype_name in cfg.dtypes.split(","):
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=getattr(torch, dtype_name)).eval()
+        decoder = FastDecoder(model)
+        decoder._weights()
+        lib = decoder._fused(model.dtype)
+        buffers = random_cache(model, batch, cached, cached + 8, seed=0)
+        bias = torch.zeros(batch, cached + 8)
+        work = torch.empty(2 * batch * model.config.num_attention_heads * (cached + 8))
+        tokens, positions = torch.zeros(batch, dtype=torch.long), torch.full((batch,), cached)
+        args = (tokens, positions, cached, bias, buffers, work)
+        paths = {"torch operations": partial(decoder._step, *args)}
+        if lib is not None:
+            paths["per-layer kernels"] = partial(decoder._step_fused, lib, *args)
+        for name, step in paths.items():
+            with torch.no_grad():
+                step()
+                t0 = time.perf_counter()
+                with profile() as prof:
+                    for _ in range(5):
+                        step()
+                ms = (time.perf_counter() - t0) / 5 * 1000
+            print(f"\n{dtype_name} {batch}x{cached}, {name}: {ms:.1f} ms per step (under the profiler)")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(DecodeBenchConfig, argv=argv, doc=__doc__)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.profile:
+        profile_steps(cfg)
+        return
 
     bandwidth = [read_bandwidth()]
     print(f"memory read bandwidth: {bandwidth[0]:.1f} GB/s ({torch.get_num_threads()} threads)", flush=True)
-    kernel = attention_kernel() is not None
+    kernel = decode_kernels() is not None
     print(f"attention kernel compiled: {kernel}", flush=True)
     shapes = [tuple(int(x) for x in s.lower().split("x")) for s in cfg.shapes.split(",")]
     rows = []

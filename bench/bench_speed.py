@@ -13,7 +13,9 @@ Settings compared (``--settings``): ``fp32`` (today's default), ``bf16`` (bf16 a
 bf16 weights for generation: the default where the CPU has bf16 instructions), where the prompt
 builder offers it, ``bf16-icl0`` (bf16 and the prompt without the in-context example, for the stages of
 trained agents), and for rollouts ``fp32-generate`` (fp32 through transformers' ``generate``: decoding as
-it was before the fast decoder). Decode ms/step against the memory-traffic bound: bench/bench_decode.py.
+it was before the fast decoder) and ``before`` (that, and ALFWorld without the memoised grammar parsing:
+the rollout path before issue 17). Decode ms/step against the memory-traffic bound: bench/bench_decode.py;
+ALFWorld steps with and without the parse memo: bench/bench_alfworld_steps.py.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs import load_tasks  # noqa: E402
+from envs.alfworld import env as alfworld_env  # noqa: E402
 from spa_rl.agent.backends import GenerationConfig  # noqa: E402
 from spa_rl.agent.backends.hf import HFPolicy, load_tokenizer  # noqa: E402
 from spa_rl.agent.chat import render_chat  # noqa: E402
@@ -48,18 +51,21 @@ SETTINGS = {
     "bf16": (torch.bfloat16, 1),
     "bf16-icl0": (torch.bfloat16, 0),
     "fp32-generate": (torch.float32, 1),
+    "before": (torch.float32, 1),
 }
-# fp32-generate: rollouts through transformers' generate (HFPolicy(fast_decode=False)), the decoding path
-# before the fast decoder; the other parts do not decode, so it applies to rollouts only.
-ROLLOUTS_ONLY = {"fp32-generate"}
+# Rollouts only (the other parts do not decode or play): fp32-generate decodes through transformers'
+# generate (HFPolicy(fast_decode=False)), the decoding path before the fast decoder; "before" also plays
+# ALFWorld without the memoised grammar parsing (envs/alfworld/env.py, PARSES): the whole rollout path as it
+# was before issue 17.
+ROLLOUTS_ONLY = {"fp32-generate", "before"}
 
 
 @dataclass
 class SpeedBenchConfig:
     model: str = arg("models/smollm2-135m-instruct", "model folder (Hugging Face format)")
     parts: str = arg("sft,estimator,ppo,rollouts", "comma-separated stages to time")
-    settings: str | None = arg(None, "comma-separated among fp32, bf16, bf16-icl0, fp32-generate (rollouts "
-                               "only; default: all that apply here)")  # fmt: skip
+    settings: str | None = arg(None, "comma-separated among fp32, bf16, bf16-icl0, fp32-generate and before "
+                               "(these two: rollouts only); default: all that apply here")  # fmt: skip
     trajectories: int = arg(4, "expert trajectories for SFT / estimator / PPO")
     episodes: int = arg(8, "rollout episodes played together")
     steps: int = arg(4, "steps per rollout episode")
@@ -162,28 +168,41 @@ def bench_ppo(model_path, tok, convs, dtype, repeats) -> dict:
             "seconds_per_rollout": round(s / len(samples), 2)}  # fmt: skip
 
 
-def bench_rollouts(model_path, tok, dtype, icl, episodes, steps, repeats, fast_decode=True) -> dict:
+def bench_rollouts(
+    model_path, tok, dtype, icl, episodes, steps, repeats, fast_decode=True, memo=True
+) -> dict:
     tasks = [t for t in load_tasks("alfworld", "unseen") if t.task_type == "pick"][:episodes]
     kw = {}
-    if supports_icl0():
-        from spa_rl.agent.prompts import get_prompt
-
-        if "icl_examples" in inspect.signature(get_prompt).parameters:
-            kw["prompt"] = get_prompt("alfworld", icl_examples=icl)
+    if "icl_examples" in inspect.signature(run_rollouts).parameters:
+        kw["icl_examples"] = icl
+    elif icl != 1:
+        raise SystemExit(
+            "this tree's run_rollouts has no icl_examples: the prompt without the example is not here"
+        )
     cfg = RolloutConfig(batch_size=episodes, max_steps=steps,
                         generation=GenerationConfig(max_new_tokens=96, temperature=0.0))  # fmt: skip
     best, out = float("inf"), {}
     for _ in range(repeats):
         policy = HFPolicy(model_path, device="cpu", dtype="bf16" if dtype == torch.bfloat16 else "fp32",
                           batch_size=episodes, tokenizer=tok, fast_decode=fast_decode)  # fmt: skip
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            recs, stats = run_rollouts(tasks, policy, Path(tmp) / "e.jsonl", cfg, progress=False, **kw)
-            s = time.perf_counter() - t0
+        parses = getattr(alfworld_env, "PARSES", None)
+        if parses is not None:
+            parses.enabled = memo
+        elif not memo:
+            raise SystemExit("this tree has no memoised grammar parsing to switch off")
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                recs, stats = run_rollouts(tasks, policy, Path(tmp) / "e.jsonl", cfg, progress=False, **kw)
+                s = time.perf_counter() - t0
+        finally:
+            if parses is not None:
+                parses.enabled = True
         if s < best:
             best = s
             out = {"seconds": round(s, 2), "episodes": len(recs), "steps": stats.steps,
-                   "generated_tokens": stats.completion_tokens, "episodes_per_min": round(len(recs) / s * 60, 2),
+                   "generated_tokens": stats.completion_tokens, "prompt_tokens": stats.prompt_tokens,
+                   "episodes_per_min": round(len(recs) / s * 60, 2),
                    "generated_tokens_per_s": round(stats.completion_tokens / s, 1)}  # fmt: skip
     return out
 
@@ -196,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.settings
         else ["fp32", "bf16"]
         + (["bf16-icl0"] * supports_icl0())
-        + ["fp32-generate"] * ("rollouts" in cfg.parts)
+        + ["fp32-generate", "before"] * ("rollouts" in cfg.parts)
     )
     unknown = set(settings) - set(SETTINGS)
     if unknown:
@@ -221,8 +240,10 @@ def main(argv: list[str] | None = None) -> None:
             elif part == "ppo":
                 r = bench_ppo(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "rollouts":
-                fast = name != "fp32-generate"
-                r = bench_rollouts(cfg.model, tok, dtype, icl, cfg.episodes, cfg.steps, cfg.repeats, fast)
+                fast, memo = name not in ROLLOUTS_ONLY, name != "before"
+                r = bench_rollouts(
+                    cfg.model, tok, dtype, icl, cfg.episodes, cfg.steps, cfg.repeats, fast, memo
+                )
             else:
                 raise SystemExit(f"unknown part {part!r}")
             results[part][name] = r
@@ -237,21 +258,24 @@ def main(argv: list[str] | None = None) -> None:
                 x = r[key[part]] / base
                 ratios[f"{part}/{name}"] = round(1 / x if part == "ppo" else x, 2)
     print("speed-ups over fp32 with the example (higher is faster):", ratios)
-    # Rollouts against the path before the fast decoder too (fp32, generate, the example in the prompt).
-    before = results.get("rollouts", {}).get("fp32-generate", {}).get("episodes_per_min")
-    over_generate = {
-        f"rollouts/{name}": round(r["episodes_per_min"] / before, 2)
-        for name, r in results.get("rollouts", {}).items()
-        if before and name != "fp32-generate"
-    }
-    if over_generate:
-        print("rollout speed-ups over fp32 through generate:", over_generate)
+    # Rollouts against the paths before this round too: decoding only (fp32-generate), everything (before).
+    against = {}
+    for base_name in ROLLOUTS_ONLY:
+        base = results.get("rollouts", {}).get(base_name, {}).get("episodes_per_min")
+        against[base_name] = {
+            f"rollouts/{name}": round(r["episodes_per_min"] / base, 2)
+            for name, r in results.get("rollouts", {}).items()
+            if base and name != base_name
+        }
+        if against[base_name]:
+            print(f"rollout speed-ups over {base_name}:", against[base_name])
     if cfg.output:
         write_json_atomic(cfg.output, {"command": command_line(), "host": {"machine": platform.machine(),
                           "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16()},
                           "args": asdict(cfg) | {"output": str(cfg.output)}, "results": results,
                           "speedups_over_fp32": ratios,
-                          "rollout_speedups_over_fp32_generate": over_generate})  # fmt: skip
+                          "rollout_speedups_over_fp32_generate": against.get("fp32-generate", {}),
+                          "rollout_speedups_over_before": against.get("before", {})})  # fmt: skip
 
 
 if __name__ == "__main__":

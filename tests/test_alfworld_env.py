@@ -122,3 +122,39 @@ def test_a_game_is_translated_once_and_replays_the_same():
     env.close()
     assert TRANSLATIONS.misses - before == 2
     assert first == second and len(set(first)) > 1  # real feedback, not all 'Nothing happens.'
+
+
+def test_memoised_grammar_parses_change_nothing_the_game_says():
+    """textworld's grammar parses are memoised (PARSES): an expert episode, with invalid commands mixed in,
+    says the same (observations, outcome, every list of valid commands) with the memo and without it, and
+    a replay parses nothing new."""
+    from envs.alfworld.env import PARSES, expert_trajectory
+
+    task = load_tasks("alfworld", "train", limit=2)[1]
+    actions = [a for a, _ in expert_trajectory(task)[1]]
+    actions = actions[:2] + ["jump", "take the moon"] + actions[2:]
+
+    def play() -> list:
+        env = make_env("alfworld", admissible_commands=True)
+        seen = [(env.reset(task), env.admissible_commands)]
+        for a in actions:
+            r = env.step(a)
+            seen.append((r.observation, r.success, r.grounded, env.admissible_commands))
+            if r.done:
+                break
+        env.close()
+        return seen
+
+    try:
+        PARSES.enabled = False
+        plain = play()
+        PARSES.enabled = True
+        PARSES.entries.clear()
+        memoised = play()
+        misses = PARSES.misses
+        replay = play()
+    finally:
+        PARSES.enabled = True
+    assert memoised == plain and replay == plain
+    assert plain[-1][1] and len(plain[1][3]) > 5  # the expert won; real lists of valid commands
+    assert PARSES.misses == misses  # the replay was served from the memo

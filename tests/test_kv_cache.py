@@ -127,7 +127,7 @@ def test_batched_caches_are_adopted_without_a_copy():
     assert torch.equal(copied.layers[0].keys, past[0][0])
 
 
-# The fast decode path (kv_cache.FastDecoder, the backend's default on CPU) against transformers' generate.
+# The fast decode path (cpu_decode.FastDecoder, the backend's default on CPU) against transformers' generate.
 
 
 def play_paths(model_path, tmp_path, n_tasks, steps, max_new_tokens, temperature=0.0):
@@ -181,7 +181,7 @@ def test_decode_attention_matches_sdpa(shape, dtype, use_kernel):
     expanded heads (sequence lengths not a multiple of 16; head size 24: the torch fallback)."""
     import torch
 
-    from spa_rl.agent.backends.kv_cache import gqa_decode_attention
+    from spa_rl.agent.backends.cpu_decode import gqa_decode_attention
 
     B, H, R, D, L = shape
     dt = getattr(torch, dtype)
@@ -207,7 +207,8 @@ def test_fast_decoder_matches_generate(use_kernel, capacity):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from spa_rl.agent.backends.kv_cache import FastDecoder, preallocated_cache
+    from spa_rl.agent.backends.cpu_decode import FastDecoder
+    from spa_rl.agent.backends.kv_cache import preallocated_cache
 
     model = AutoModelForCausalLM.from_pretrained(TINY).eval()
     n_layers = model.config.num_hidden_layers
@@ -232,7 +233,8 @@ def test_fast_decoder_follows_weight_updates():
     import torch
     from transformers import AutoModelForCausalLM
 
-    from spa_rl.agent.backends.kv_cache import FastDecoder, preallocated_cache
+    from spa_rl.agent.backends.cpu_decode import FastDecoder
+    from spa_rl.agent.backends.kv_cache import preallocated_cache
 
     model = AutoModelForCausalLM.from_pretrained(TINY).eval()
     n_layers = model.config.num_hidden_layers
@@ -259,7 +261,7 @@ def test_fast_decode_only_for_models_it_supports():
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from spa_rl.agent.backends.kv_cache import FastDecoder
+    from spa_rl.agent.backends.cpu_decode import FastDecoder
 
     model = AutoModelForCausalLM.from_pretrained(TINY)
     assert FastDecoder.unsupported(model) is None
@@ -268,3 +270,43 @@ def test_fast_decode_only_for_models_it_supports():
     assert FastDecoder.unsupported(lora.get_base_model()) is not None  # its linear layers are wrapped
     policy = HFPolicy(TINY, device="cpu", model=lora)
     assert policy._decoder is None and not policy.fast_decode
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_fused_step_matches_the_torch_step(dtype):
+    """The decode step with the norm / rotary / cache-write kernels (cpu_decode.cpp) computes what the step
+    of torch operations computes: the same logits up to rounding, the same keys and values written to the
+    cache slot, padding holes included."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from spa_rl.agent.backends.cpu_decode import FastDecoder, decode_kernels
+
+    lib = decode_kernels()
+    if lib is None:
+        pytest.skip("no C++ compiler: the decoder runs the torch step only")
+    dt = getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(TINY, dtype=dt).eval()
+    cfg = model.config
+    decoder = FastDecoder(model)
+    decoder._weights()
+    assert decoder._fused(dt) is lib
+    B, n, cap = 3, 11, 16
+    gen = torch.Generator().manual_seed(1)
+    shape = (B, cfg.num_key_value_heads, cap, cfg.head_dim)
+    caches = [[torch.randn(shape, generator=gen).to(dt) for _ in range(2)] for _ in range(cfg.num_hidden_layers)]
+    copies = [[t.clone() for t in kv] for kv in caches]
+    bias = torch.zeros(B, cap)
+    bias[0, :4] = float("-inf")  # a left-padded row
+    tokens, positions = torch.tensor([5, 17, 300]), torch.tensor([7, 11, 11])
+    work = torch.empty(2 * B * cfg.num_attention_heads * cap)
+    with torch.no_grad():
+        want = decoder._step(tokens, positions, n, bias, caches, work).float()
+        got = decoder._step_fused(lib, tokens, positions, n, bias, copies, work).float()
+    tol = 1e-4 if dtype == "float32" else 0.1
+    assert torch.allclose(got, want, atol=tol, rtol=tol), (got - want).abs().max()
+    assert torch.equal(got.argmax(-1), want.argmax(-1))
+    for a, b in zip(caches, copies, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.allclose(x.float(), y.float(), atol=tol, rtol=tol)  # slot n written alike
+            assert torch.equal(x[:, :, :n], y[:, :, :n])  # and nothing else touched

@@ -179,6 +179,63 @@ class _Translations:
 TRANSLATIONS = _Translations()
 
 
+class _Parses:
+    """Memoised grammar parsing in textworld. After every step textworld writes out the command of each
+    action the game allows (dozens), and each goes through a tatsu parse of its template and of the
+    conditions it queries: always the same few hundred strings, and half of a rollout's time on a CPU
+    (profile in results/README.md, "Rollouts at the demo's shape"). The parse is a pure function of its
+    arguments; a cached result is handed out as a deep copy, since textworld sets attributes on what it
+    gets, so every caller sees fresh objects as before."""
+
+    TARGETS = (
+        ("textworld.envs.pddl.textgen", "_parse_and_convert"),
+        ("textworld.logic", "_parse_and_convert"),
+    )
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple, object] = OrderedDict()
+        self.misses = 0
+        self.enabled = True  # False: parse every time, as textworld does (for benchmarks)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        import importlib
+
+        if not self.enabled:
+            yield
+            return
+        modules = [importlib.import_module(m) for m, _ in self.TARGETS]
+        originals = [getattr(mod, name) for mod, (_, name) in zip(modules, self.TARGETS, strict=True)]
+        for i, (mod, (_, name)) in enumerate(zip(modules, self.TARGETS, strict=True)):
+            setattr(mod, name, self._memoised(i, originals[i]))
+        try:
+            yield
+        finally:
+            for mod, (_, name), original in zip(modules, self.TARGETS, originals, strict=True):
+                setattr(mod, name, original)
+
+    def _memoised(self, which: int, original):
+        def parse(*args, **kwargs):
+            try:
+                key = (which, args, tuple(sorted(kwargs.items())))
+                hash(key)
+            except TypeError:  # an unhashable argument: not worth caching
+                return original(*args, **kwargs)
+            if key not in self.entries:
+                self.misses += 1
+                self.entries[key] = original(*args, **kwargs)
+                if len(self.entries) > self.size:
+                    self.entries.popitem(last=False)
+            self.entries.move_to_end(key)
+            return copy.deepcopy(self.entries[key])
+
+        return parse
+
+
+PARSES = _Parses()
+
+
 class AlfWorldEnv:
     """One ALFWorld game at a time; ``reset`` loads the task's game file."""
 
@@ -205,7 +262,7 @@ class AlfWorldEnv:
         # results files record the command line.
         argv = sys.argv[:]
         try:
-            with TRANSLATIONS.active():
+            with TRANSLATIONS.active(), PARSES.active():
                 self._env = textworld.start(
                     task.meta["game_file"], request_infos=infos, wrappers=[AlfredDemangler(), AlfredInfos]
                 )
@@ -220,7 +277,8 @@ class AlfWorldEnv:
         if self._env is None or self._done:
             raise EnvError("step() called before reset() or after the episode ended")
         command = normalize_action(action)
-        state, _, _ = self._env.step(command)
+        with PARSES.active():
+            state, _, _ = self._env.step(command)
         self._steps += 1
         feedback = clean_observation(state.feedback)
         won = bool(state["won"])

@@ -11,10 +11,10 @@ import torch
 from transformers import AutoModelForCausalLM, DynamicCache
 
 from spa_rl.agent.backends.base import Generation, GenerationConfig, Message
+from spa_rl.agent.backends.cpu_decode import FastDecoder
 from spa_rl.agent.backends.kv_cache import (
     MIN_SHARED_PREFIX,
     CachedTokens,
-    FastDecoder,
     KVStore,
     common_prefix,
     gather_row,
@@ -73,7 +73,7 @@ class HFPolicy:
         self.prefill_shared = prefill_shared
         self.preallocate = preallocate
         self._n_layers = self.model.config.get_text_config().num_hidden_layers
-        # The decode loop of kv_cache.FastDecoder (packed weights, an attention kernel on the key/value heads)
+        # The decode loop of cpu_decode.FastDecoder (packed weights, C++ kernels for the attention and the rest)
         # where it supports the model (a plain Llama on CPU), else transformers' generate. It continues a
         # preallocated cache, so preallocate=False (the benchmarks' old path) keeps generate as well.
         self.fast_decode = fast_decode and preallocate and FastDecoder.unsupported(self.model) is None
