@@ -39,7 +39,7 @@ from spa_rl.agent.backends.hf import HFPolicy, load_tokenizer  # noqa: E402
 from spa_rl.agent.chat import render_chat  # noqa: E402
 from spa_rl.agent.experts import expert_messages  # noqa: E402
 from spa_rl.agent.runner import RolloutConfig, run_rollouts  # noqa: E402
-from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.agent.schema import command_line, write_json_atomic, write_text_atomic  # noqa: E402
 from spa_rl.cli import arg, parse  # noqa: E402
 from spa_rl.models.precision import autocast, cpu_has_bf16  # noqa: E402
 from spa_rl.rl.policy_value import PolicyWithValue  # noqa: E402
@@ -71,6 +71,8 @@ class SpeedBenchConfig:
     steps: int = arg(4, "steps per rollout episode")
     repeats: int = arg(2, "runs per part and setting (the best counts)")
     output: Path | None = arg(None, "also write the figures to this JSON file")
+    profile: Path | None = arg(None, "also profile one more call of each SFT / estimator / PPO timing "
+                               "(torch.profiler) and write the tables to this text file")  # fmt: skip
 
 
 def supports_icl0() -> bool:
@@ -83,12 +85,23 @@ def conversations(n: int, icl: int) -> list[tuple[list[dict], int]]:
     return [expert_messages(t, **kw) for t in tasks]
 
 
+# --profile: one more call of each timed part under torch.profiler, its table kept under the part's label.
+PROFILES: dict[str, str] | None = None
+_label = ""
+
+
 def timed(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
+    if PROFILES is not None:
+        from torch.profiler import profile
+
+        with profile() as prof:
+            fn()
+        PROFILES[_label] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     return best
 
 
@@ -208,7 +221,10 @@ def bench_rollouts(
 
 
 def main(argv: list[str] | None = None) -> None:
+    global PROFILES, _label
     cfg = parse(SpeedBenchConfig, argv=argv, doc=__doc__)
+    if cfg.profile:
+        PROFILES = {}
 
     settings = (
         cfg.settings.split(",")
@@ -233,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             dtype, icl = SETTINGS[name]
             if name in ROLLOUTS_ONLY and part != "rollouts":
                 continue
+            _label = f"{part} {name}"
             if part == "sft":
                 r = bench_sft(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "estimator":
@@ -269,6 +286,9 @@ def main(argv: list[str] | None = None) -> None:
         }
         if against[base_name]:
             print(f"rollout speed-ups over {base_name}:", against[base_name])
+    if PROFILES:
+        text = "".join(f"== {label} ==\n{table}\n" for label, table in PROFILES.items())
+        write_text_atomic(cfg.profile, f"{command_line()}\n\n{text}")
     if cfg.output:
         write_json_atomic(cfg.output, {"command": command_line(), "host": {"machine": platform.machine(),
                           "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16()},
