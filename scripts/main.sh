@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up, then run the whole pipeline (SFT -> exploration -> progress estimator ->
 # PPO -> merge -> evaluation -> report) for one environment and profile.
-#   bash scripts/main.sh                      (demo profile on ALFWorld: CPU, ~23 min on 2 cores)
+#   bash scripts/main.sh                      (demo profile on ALFWorld: CPU, ~19 min on 2 cores)
 #   PROFILE=gpu bash scripts/main.sh alfworld
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

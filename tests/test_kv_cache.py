@@ -294,7 +294,9 @@ def test_fused_step_matches_the_torch_step(dtype):
     B, n, cap = 3, 11, 16
     gen = torch.Generator().manual_seed(1)
     shape = (B, cfg.num_key_value_heads, cap, cfg.head_dim)
-    caches = [[torch.randn(shape, generator=gen).to(dt) for _ in range(2)] for _ in range(cfg.num_hidden_layers)]
+    caches = [
+        [torch.randn(shape, generator=gen).to(dt) for _ in range(2)] for _ in range(cfg.num_hidden_layers)
+    ]
     copies = [[t.clone() for t in kv] for kv in caches]
     bias = torch.zeros(B, cap)
     bias[0, :4] = float("-inf")  # a left-padded row

@@ -1,5 +1,5 @@
 # demo: SmolLM2-135M-Instruct on CPU, a few tasks per stage; the README's main job
-# (scripts/run_pipeline.sh). A fresh clone took 23 min on 2 CPU cores (results/alfworld_demo_pipeline_speed/).
+# (scripts/run_pipeline.sh). A fresh clone took 19 min on 2 CPU cores (results/alfworld_demo_pipeline_speed/).
 # Precedence (first to set wins): command line > scripts/configs/$ENV_NAME.sh > this profile >
 # scripts/profiles/base.sh, which holds every default this file does not change.
 : "${NUM_TASKS=8}"             # evaluation games per split
