@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.output:
         write_json_atomic(cfg.output, {"command": command_line(), "host": {"machine": platform.machine(),
                           "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16()},
-                          "args": asdict(cfg) | {"output": str(cfg.output)}, "results": results,
+                          "args": asdict(cfg) | {"output": str(cfg.output), "profile": cfg.profile and str(cfg.profile)}, "results": results,
                           "speedups_over_fp32": ratios,
                           "rollout_speedups_over_fp32_generate": against.get("fp32-generate", {}),
                           "rollout_speedups_over_before": against.get("before", {})})  # fmt: skip
