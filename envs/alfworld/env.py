@@ -136,67 +136,18 @@ def clean_observation(text: str) -> str:
     return _ARRIVE.sub("", text).strip()
 
 
-class _Translations:
-    """Memoised ``fast_downward.pddl2sas``. textworld translates a game's PDDL to SAS four times per
-    episode (plain and optimised, once when the game loads and again on reset), ~0.7 s each on a CPU
-    core, always from the same text; replaying a game (several rollouts per task, several models on
-    the same test games) repeats them all. Results are deterministic; the task object is copied out,
-    since textworld keeps and reads it per state."""
+class _Memo:
+    """Pure functions of textworld's dependencies, memoised while ``active()``: each target ``(module,
+    attribute)`` is replaced by a caching wrapper and put back afterwards. ``key(args, kwargs)`` names a
+    call's result (None: do not cache this call); ``copy_out`` hands a cached result out so that no caller
+    can change the cached one. An LRU of ``size`` entries; ``misses`` counts the calls that ran the original;
+    ``enabled = False`` runs the originals, as textworld does (for benchmarks)."""
 
-    def __init__(self, size: int = 32) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple, tuple] = OrderedDict()
-        self.misses = 0
-        self.enabled = True  # False: translate every time, as textworld does (for benchmarks)
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        import fast_downward
-
-        original = fast_downward.pddl2sas
-        if not self.enabled:
-            yield
-            return
-
-        def pddl2sas(domain: str, problem: str, verbose: bool = False, optimize: bool = False):
-            key = (domain, problem, optimize)
-            if key not in self.entries:
-                self.misses += 1
-                self.entries[key] = original(domain, problem, verbose=verbose, optimize=optimize)
-                if len(self.entries) > self.size:
-                    self.entries.popitem(last=False)
-            self.entries.move_to_end(key)
-            task, sas = self.entries[key]
-            return copy.deepcopy(task), sas
-
-        fast_downward.pddl2sas = pddl2sas
-        try:
-            yield
-        finally:
-            fast_downward.pddl2sas = original
-
-
-TRANSLATIONS = _Translations()
-
-
-class _Parses:
-    """Memoised grammar parsing in textworld. After every step textworld writes out the command of each
-    action the game allows (dozens), and each goes through a tatsu parse of its template and of the
-    conditions it queries: always the same few hundred strings, and half of a rollout's time on a CPU
-    (profile in results/README.md, "Rollouts at the demo's shape"). The parse is a pure function of its
-    arguments; a cached result is handed out as a deep copy, since textworld sets attributes on what it
-    gets, so every caller sees fresh objects as before."""
-
-    TARGETS = (
-        ("textworld.envs.pddl.textgen", "_parse_and_convert"),
-        ("textworld.logic", "_parse_and_convert"),
-    )
-
-    def __init__(self, size: int = 8192) -> None:
-        self.size = size
+    def __init__(self, targets: tuple[tuple[str, str], ...], key, copy_out, size: int) -> None:
+        self.targets, self.key, self.copy_out, self.size = targets, key, copy_out, size
         self.entries: OrderedDict[tuple, object] = OrderedDict()
         self.misses = 0
-        self.enabled = True  # False: parse every time, as textworld does (for benchmarks)
+        self.enabled = True
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -205,35 +156,65 @@ class _Parses:
         if not self.enabled:
             yield
             return
-        modules = [importlib.import_module(m) for m, _ in self.TARGETS]
-        originals = [getattr(mod, name) for mod, (_, name) in zip(modules, self.TARGETS, strict=True)]
-        for i, (mod, (_, name)) in enumerate(zip(modules, self.TARGETS, strict=True)):
-            setattr(mod, name, self._memoised(i, originals[i]))
+        patched = []
+        for which, (module, name) in enumerate(self.targets):
+            mod = importlib.import_module(module)
+            patched.append((mod, name, getattr(mod, name)))
+            setattr(mod, name, self._wrap(which, patched[-1][2]))
         try:
             yield
         finally:
-            for mod, (_, name), original in zip(modules, self.TARGETS, originals, strict=True):
+            for mod, name, original in patched:
                 setattr(mod, name, original)
 
-    def _memoised(self, which: int, original):
-        def parse(*args, **kwargs):
-            try:
-                key = (which, args, tuple(sorted(kwargs.items())))
-                hash(key)
-            except TypeError:  # an unhashable argument: not worth caching
+    def _wrap(self, which: int, original):
+        def call(*args, **kwargs):
+            key = self.key(args, kwargs)
+            if key is None:
                 return original(*args, **kwargs)
+            key = (which, key)
             if key not in self.entries:
                 self.misses += 1
                 self.entries[key] = original(*args, **kwargs)
                 if len(self.entries) > self.size:
                     self.entries.popitem(last=False)
             self.entries.move_to_end(key)
-            return copy.deepcopy(self.entries[key])
+            return self.copy_out(self.entries[key])
 
-        return parse
+        return call
 
 
-PARSES = _Parses()
+def _translation_key(args: tuple, kwargs: dict) -> tuple:
+    named = dict(zip(("domain", "problem", "verbose", "optimize"), args, strict=False)) | kwargs
+    return named["domain"], named["problem"], named.get("optimize", False)  # verbose changes no result
+
+
+def _parse_key(args: tuple, kwargs: dict) -> tuple | None:
+    key = (args, tuple(sorted(kwargs.items())))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument: not worth caching
+        return None
+    return key
+
+
+# ``fast_downward.pddl2sas``: textworld translates a game's PDDL to SAS four times per episode (plain and
+# optimised, once when the game loads and again on reset), ~0.7 s each on a CPU core, always from the same
+# text; replaying a game (several rollouts per task, several models on the same test games) repeats them
+# all. The task object is copied out, since textworld keeps and reads it per state.
+TRANSLATIONS = _Memo(
+    (("fast_downward", "pddl2sas"),), _translation_key, lambda r: (copy.deepcopy(r[0]), r[1]), size=32
+)
+# textworld's grammar parsing: after every step it writes out the command of each action the game allows
+# (dozens), each starting with a tatsu parse of its template and of the conditions it queries, always the
+# same few hundred strings. A step took 68.5 ms without the memo and 21.6 ms with it, saying the same
+# (bench/bench_alfworld_steps.py). Results are copied out whole: textworld sets attributes on what it gets.
+PARSES = _Memo(
+    (("textworld.envs.pddl.textgen", "_parse_and_convert"), ("textworld.logic", "_parse_and_convert")),
+    _parse_key,
+    copy.deepcopy,
+    size=8192,
+)
 
 
 class AlfWorldEnv:

@@ -3,7 +3,7 @@
 // gqa_decode: attention of one new token per row over the key/value cache, on the key/value heads.
 // rms_norm, rope_store: the small per-layer operations around the matrix products, one call each
 // instead of a dozen torch operations (each costs microseconds of dispatch; at ~45 of them per layer
-// they took a fifth of a decode step). Arithmetic in float32; values stored in the model's dtype are
+// they took a third of a batch-1 decode step: bench/bench_decode.py --profile). Arithmetic in float32; values stored in the model's dtype are
 // rounded to nearest even, as torch rounds.
 #include <cmath>
 #include <cstdint>

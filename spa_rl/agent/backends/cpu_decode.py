@@ -4,9 +4,9 @@ A decode step reads every weight and every cached key/value once; at batch 8-32 
 0.5-3 GB, so on a CPU the step is bounded by memory bandwidth. transformers' ``generate`` took 5-10x that
 bound here (profile in results/README.md, "Decoding near the memory bound"): its matrix products go through
 MKL's sgemm, which re-packs each weight for every call (~2x a plain read at batch 8), the attention over the
-cache (sdpa's CPU flash kernel, or matmul) streams the keys/values at a third of the bandwidth, and each layer
-runs ~45 small torch operations whose dispatch costs add up to a fifth of a step. The decoder here runs the
-same computation with: weights packed once for oneDNN (q/k/v and gate/up fused into one product each);
+cache (sdpa's CPU flash kernel, or matmul) streams the keys/values at a third of the bandwidth, and each
+layer runs ~45 small torch operations whose dispatch costs add up to a third of a batch-1 step. The decoder
+here runs the same computation with: weights packed once for oneDNN (q/k/v and gate/up fused into one product each);
 attention computed on the key/value heads by a C++ kernel that reads each cached key/value once (the query
 heads that share a key/value head are handled together); the norms, the rotary embedding and the cache writes
 as one kernel call each (``cpu_decode.cpp``); an additive mask written once per turn; and a plain loop
