@@ -1,180 +1,255 @@
-"""The study's tables over run folders and seeds: success per split and pooled with 95 % Wilson intervals,
-the spread over seeds, paired comparisons on identical games (McNemar's exact test and a paired bootstrap
-interval of the difference), and PPO learning curves.
+"""The paper's tables from the study's run folders, in one command, over environments and seeds.
 
-    python eval/study_report.py --run-dir runs/study/alfworld --output results/study/alfworld
+    python eval/study_report.py --run-dir runs/study/alfworld runs/study/webshop --output results/study
+
+Each run folder is one environment's study (``scripts/run_study.sh``): one SFT agent, its exploration and
+progress estimator, then PPO models by method and seed, every model evaluated greedily on the same games.
+Writes to ``--output``:
+
+- ``study.md``: the main table (rows: SFT, PPO, SPA-RL and the critic-free baselines present; columns: each
+  environment's splits, WebShop's score beside its success), the ablation table, success by the length of
+  the game's expert trajectory, the learning curves, then per environment: every model and seed with 95 %
+  Wilson intervals, the mean and spread over seeds, paired comparisons on identical games (McNemar's exact
+  test, paired bootstrap), the estimator's held-out quality, exploration statistics, stage wall times, and
+  the training and evaluation command of every row;
+- ``study.json`` (the same as numbers, with every row's training config), ``curves.png``,
+  ``by_length.png`` and ``trajectories_<env>.html`` (exploration rollouts step by step: the task, each raw
+  reply beside the parsed action, the step's c_t, grounding and fused reward).
+
+Intervals in the main and ablation tables: for one seed, the 95 % Wilson interval of the success rate;
+with several seeds, the mean over seeds and a bootstrap interval over games (10,000 resamples; each game's
+result averaged over the seeds), with the seeds' min-max beside it. Scores (WebShop) always get the
+bootstrap over games.
 
 Reads ``<run>/eval/<tag>_<split>/{summary.json,episodes.jsonl}`` where ``tag`` is ``sft`` or
-``ppo_<mode>[-turn]_<variant>[_seed<N>]`` (scripts/run_study.sh writes them), and
-``<run>/ppo_*/train_log.jsonl``. Writes ``study.md``, ``study.json`` and ``curves.png``.
+``ppo_<mode>[-turn]_<variant>[_seed<N>]``, the training folders the evaluated models came from,
+``<run>/ppo_*/{train_log,probe_log}.jsonl``, ``<run>/estimator/eval.json``, ``<run>/exploration/`` and
+``<run>/timings.tsv``.
 """
 
 from __future__ import annotations
 
+import html
 import json
-import re
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from spa_rl.agent.schema import command_line, read_records, write_json_atomic, write_text_atomic
 from spa_rl.cli import arg, parse
-from spa_rl.rl.advantages import method_labels
-from spa_rl.stats import mcnemar_exact, paired_bootstrap, wilson
+from spa_rl.stats import wilson
+from spa_rl.study import (
+    MIN_BUCKET,
+    Run,
+    ablation_columns,
+    bucket_start,
+    by_length,
+    cell,
+    collect,
+    comparisons,
+    expert_lengths,
+    exploration_stats,
+    main_columns,
+    methods_of,
+    per_method,
+    per_model,
+    provenance,
+    split_order,
+    table_rows,
+)
+from spa_rl.validate import non_negative_int
 
-LABELS = method_labels()  # step-value variants and critic-free estimators, in the report's order
-TAG = re.compile(r"ppo_(?P<mode>offline|online)(?P<level>-turn)?_(?P<variant>.+?)(?:_seed(?P<seed>\d+))?")
-SPLITS = ["unseen", "seen", "heldout", "test", "train"]
+
+def _fmt_cell(c: dict | None) -> str:
+    if c is None:
+        return "-"
+    text = _pct(c["mean"])
+    if c["ci95"] is not None:
+        text += f" [{_pct(c['ci95'][0])}, {_pct(c['ci95'][1])}]"
+    if len(c["seed_means"]) > 1:
+        text += f" ({len(c['seed_means'])} seeds: {_pct(min(c['seed_means']))}-{_pct(max(c['seed_means']))})"
+    return text
 
 
-@dataclass(frozen=True)
-class Model:
-    variant: str  # sft | sparse | progress | ...
-    mode: str  # "-" for SFT; offline | online, with " turn-GAE" for turn-level GAE
-    seed: int | None
+def table(runs: list[Run], methods: list[tuple[str, str]], cols) -> tuple[str, list[dict]]:
+    """The Markdown table of ``table_rows`` and the rows themselves (for study.json)."""
+    rows = table_rows(runs, methods, cols)
+    head = ["method"] + [h for *_, h in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += [
+        f"| {r['method']} | " + " | ".join(_fmt_cell(r["cells"][h]) for *_, h in cols) + " |" for r in rows
+    ]
+    games = []
+    for run in runs:
+        n = {sp: cell(run, ("sft", "-"), sp) for sp in run.columns()}
+        games += [f"{run.name} {sp} {c['n']}" for sp, c in n.items() if c]
+    note = f"Games per column (SFT's): {', '.join(games)}." if games else ""
+    return "\n".join(lines + ["", note]), rows
 
-    @property
-    def method(self) -> tuple[str, str]:
-        return self.variant, self.mode
 
-    @property
-    def label(self) -> str:
-        name = LABELS.get(self.variant, self.variant)
-        return name if self.mode == "-" else f"{name} ({self.mode})"
+def length_markdown(res: dict[str, dict]) -> str:
+    buckets = sorted({b for v in res.values() for b in v}, key=bucket_start)
+    n = {b: next(v[b]["n"] for v in res.values() if b in v) for b in buckets}
+    lines = ["| method | " + " | ".join(f"{b} ({n[b]})" for b in buckets) + " |",
+             "|" + "---|" * (len(buckets) + 1)]  # fmt: skip
+    for label, v in res.items():
+        lines.append(
+            f"| {label} | " + " | ".join(_pct(v[b]["success"]) if b in v else "-" for b in buckets) + " |"
+        )
+    return "\n".join(lines)
 
 
-def parse_tag(tag: str) -> Model | None:
-    if tag == "sft":
-        return Model("sft", "-", None)
-    m = TAG.fullmatch(tag)
-    if not m:
+def length_figure(res_by_run: dict[str, dict[str, dict]], out: Path) -> Path | None:
+    res_by_run = {k: v for k, v in res_by_run.items() if v}
+    if not res_by_run:
         return None
-    mode = m["mode"] + (" turn-GAE" if m["level"] else "")
-    return Model(m["variant"], mode, int(m["seed"]) if m["seed"] else None)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(res_by_run), figsize=(5 * len(res_by_run), 3.6), squeeze=False)
+    for ax, (name, res) in zip(axes[0], res_by_run.items(), strict=True):
+        buckets = sorted({b for v in res.values() for b in v}, key=bucket_start)
+        n = {b: next(v[b]["n"] for v in res.values() if b in v) for b in buckets}
+        for label, v in res.items():
+            xs = [i for i, b in enumerate(buckets) if b in v]
+            ax.plot(xs, [100 * v[buckets[i]]["success"] for i in xs], marker="o", label=label)
+        ax.set_xticks(range(len(buckets)), [f"{b}\n({n[b]})" for b in buckets], fontsize=7)
+        ax.set(
+            title=name, xlabel="expert trajectory length, steps (games)", ylabel="success %", ylim=(-3, 103)
+        )
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    path = out / "by_length.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
-def collect(run: Path) -> dict[Model, dict[str, dict[str, dict]]]:
-    """{model: {split: {task_id: {"success", "reward", "grounding"}}}} from the greedy evaluations."""
-    out: dict[Model, dict[str, dict[str, dict]]] = defaultdict(dict)
-    for s in sorted((run / "eval").glob("*/summary.json")):
-        tag, _, split = s.parent.name.rpartition("_")
-        model = parse_tag(tag)
-        if model is None:
-            continue
-        games = {}
-        for r in read_records(s.parent / "episodes.jsonl"):
-            if r.rollout == 0:
-                grounded = [st.grounded for st in r.steps]
-                games[r.task_id] = {
-                    "success": bool(r.success),
-                    "reward": r.reward,
-                    "grounding": sum(grounded) / len(grounded) if grounded else 0.0,
-                }
-        # Only the games the summary reports: a folder may hold more (an earlier, larger selection).
-        summary = json.loads(s.read_text())
-        if len(games) != summary["metrics"]["n"]:
-            games = _reported(summary["config"], games)
-        out[model][split] = games
-    return out
+def exploration_markdown(e: dict) -> str:
+    s = e["success"]
+    lines = [
+        f"- {e['rollouts']} rollouts over {e['tasks']} tasks (temperature {e['temperature']}, at most "
+        f"{e['max_steps']} steps): {_cell(s)} won; grounding {_pct(e['grounding'])} %.",
+        f"- {_num(e['mean_steps'], '.1f')} steps on average, {_num(e['mean_steps_won'], '.1f')} for the won ones; "
+        f"finish reasons {json.dumps(e['finish_reasons'])}.",
+        f"- Tasks whose rollouts all won: {e['tasks_all_won']}; all lost: {e['tasks_all_lost']}; mixed (the "
+        f"groups where a group baseline such as GRPO's has a signal): {e['tasks_mixed']}.",
+    ]
+    return "\n".join(lines)
 
 
-def _reported(cfg: dict, games: dict) -> dict:
-    from envs import select_tasks
-
-    ids = {t.task_id for t in select_tasks(cfg["env"], cfg["split"], cfg["num_tasks"], cfg["task_sample"],
-                                           cfg["task_seed"], cfg["task_types"], cfg.get("task_ids"),
-                                           cfg.get("exclude_task_ids"))}  # fmt: skip
-    return {k: v for k, v in games.items() if k in ids}
-
-
-def _rate(games: dict[str, dict]) -> dict:
-    n = len(games)
-    k = sum(g["success"] for g in games.values())
-    lo, hi = wilson(k, n)
-    return {
-        "n": n,
-        "successes": k,
-        "success": k / n if n else None,
-        "ci95": [lo, hi],
-        "score": sum(g["reward"] for g in games.values()) / n if n else None,
-        "grounding": sum(g["grounding"] for g in games.values()) / n if n else None,
-    }
+def timings_markdown(run: Run) -> str | None:
+    path = run.path / "timings.tsv"
+    if not path.exists():
+        return None
+    lines = ["| stage | minutes | run started (UTC) | PPO mode |", "|---|---|---|---|"]
+    for ln in path.read_text().splitlines():
+        if ln.strip():
+            stage, secs, *rest = ln.split("\t") + ["", ""]
+            lines.append(f"| {stage} | {int(secs) / 60:.1f} | {rest[0]} | {rest[1]} |")
+    return "\n".join(lines)
 
 
-def _pooled(splits: dict[str, dict[str, dict]]) -> dict[str, dict]:
-    return {f"{sp}/{t}": g for sp, games in splits.items() for t, g in games.items()}
-
-
-def per_model(data) -> list[dict]:
-    rows = []
-    for model in sorted(data, key=_order):
-        splits = data[model]
-        row = {"label": model.label, "variant": model.variant, "mode": model.mode, "seed": model.seed}
-        row["splits"] = {sp: _rate(splits[sp]) for sp in _split_order(splits)}
-        row["pooled"] = _rate(_pooled(splits))
-        rows.append(row)
-    return rows
-
-
-def per_method(rows: list[dict]) -> list[dict]:
-    """Mean over seeds of the pooled success, with the seeds' spread (min-max)."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+def provenance_markdown(rows: list[dict]) -> str:
+    parts = []
     for r in rows:
-        groups[(r["label"], r["variant"], r["mode"])].append(r)
-    out = []
-    for (label, variant, mode), rs in groups.items():
-        rates = [r["pooled"]["success"] for r in rs]
-        out.append({"label": label, "variant": variant, "mode": mode, "seeds": [r["seed"] for r in rs],
-                    "mean_success": sum(rates) / len(rates), "min": min(rates), "max": max(rates),
-                    "n_per_seed": rs[0]["pooled"]["n"]})  # fmt: skip
-    return out
+        body = [f"model: `{r['model']}`", ""]
+        if r["train"]:
+            body += [f"trained (`{r['train']['folder']}`):", "", "```", str(r["train"]["command"]), "```", ""]
+        else:
+            body += [
+                "training command: not recorded in the model's folder (it predates the summary files)",
+                "",
+            ]
+        for sp, cmd in r["eval"].items():
+            body += [f"evaluated, {sp}:", "", "```", str(cmd), "```", ""]
+        parts.append(
+            f"<details><summary>{html.escape(r['label'])}</summary>\n\n" + "\n".join(body) + "\n</details>\n"
+        )
+    return "\n".join(parts)
 
 
-def paired(data, a: Model, b: Model) -> dict | None:
-    """A vs B on the games both played (pooled over splits)."""
-    ga, gb = _pooled(data[a]), _pooled(data[b])
-    common = sorted(set(ga) & set(gb))
-    if not common:
+def trajectory_pages(run: Run, out: Path, limit: int) -> Path | None:
+    """Exploration rollouts, won and lost alternately, with each step's c_t, g_t and SPA-RL's fused r_t."""
+    from eval.report import trajectory_page
+    from spa_rl.estimator.data import read_step_values
+    from spa_rl.rewards import read_ppo_data
+
+    expl = run.path / "exploration" / "episodes.jsonl"
+    if not expl.exists() or limit == 0:
         return None
-    xa = [float(ga[k]["success"]) for k in common]
-    xb = [float(gb[k]["success"]) for k in common]
-    only_a = sum(1 for x, y in zip(xa, xb, strict=True) if x > y)
-    only_b = sum(1 for x, y in zip(xa, xb, strict=True) if y > x)
-    diff, lo, hi = paired_bootstrap(xa, xb)
-    return {"a": a.label + _seed(a), "b": b.label + _seed(b), "n": len(common), "only_a": only_a,
-            "only_b": only_b, "diff": diff, "ci95": [lo, hi], "mcnemar_p": mcnemar_exact(only_a, only_b)}  # fmt: skip
+    recs = list(read_records(expl))
+    won, lost = [r for r in recs if r.success], [r for r in recs if not r.success]
+    mixed = [r for pair in zip(won, lost, strict=False) for r in pair]
+    mixed += (won if len(won) > len(lost) else lost)[len(mixed) // 2 :]
+    sv = run.path / "exploration" / "step_values.jsonl"
+    values = read_step_values(sv) if sv.exists() else {}
+    pd = run.path / "ppo_data" / "progress.jsonl"
+    fused = {(p.task_id, p.rollout): p for p in read_ppo_data(pd)} if pd.exists() else {}
+    page = out / f"trajectories_{run.env}.html"
+    write_text_atomic(page, trajectory_page(f"{run.name}: exploration rollouts ({run.path})", mixed, values,
+                                            fused, limit))  # fmt: skip
+    return page
 
 
-def comparisons(data) -> list[dict]:
-    """SPA-RL vs PPO (same mode and seed), and every PPO model vs SFT."""
-    out = []
-    sft = next((m for m in data if m.variant == "sft"), None)
-    for m in sorted(data, key=_order):
-        if m.variant == "progress":
-            twin = Model("sparse", m.mode, m.seed)
-            if twin in data and (c := paired(data, m, twin)):
-                out.append(c)
-    for m in sorted(data, key=_order):
-        if sft is not None and m.variant != "sft" and (c := paired(data, m, sft)):
-            out.append(c)
-    return out
+def curves(runs: list[Run], out: Path) -> Path | None:
+    logs = {}
+    for run in runs:
+        for p in sorted(run.path.glob("ppo_*/train_log.jsonl")):
+            log = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+            probe = p.parent / "probe_log.jsonl"  # the learning curve: greedy success on training games
+            if probe.exists():
+                for e in map(json.loads, filter(str.strip, probe.read_text().splitlines())):
+                    lo, hi = (
+                        wilson(round(e["train_success"] * e["n"]), e["n"]) if e.get("n") else (None, None)
+                    )
+                    log.append(
+                        {"iteration": e["updates"], "train_success": e["train_success"], "lo": lo, "hi": hi}
+                    )
+            if log:
+                logs[f"{run.name}/{p.parent.name.removeprefix('ppo_')}"] = log
+    if not logs:
+        return None
+    plt = _pyplot()
+    keys = [k for k in ("train_success", "rollout_success", "score", "approx_kl", "clipfrac", "kl_k3")
+            if any(k in x for log in logs.values() for x in log)]  # fmt: skip
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False)
+    for name, log in logs.items():
+        for ax, k in zip(axes[0], keys, strict=True):
+            pts = [x for x in log if x.get(k) is not None]
+            if not pts:
+                continue
+            xs, ys = [x["iteration"] for x in pts], [x[k] for x in pts]
+            if k == "train_success" and all(x.get("lo") is not None for x in pts):
+                err = [[y - x["lo"] for x, y in zip(pts, ys, strict=True)],
+                       [x["hi"] - y for x, y in zip(pts, ys, strict=True)]]  # fmt: skip
+                ax.errorbar(xs, ys, yerr=err, marker=".", capsize=2, label=name)
+            else:
+                ax.plot(xs, ys, marker=".", label=name)
+    titles = {"train_success": "probe: greedy success on training games (95 % Wilson)"}
+    for ax, k in zip(axes[0], keys, strict=True):
+        ax.set(title=titles.get(k, k), xlabel="PPO updates")
+        ax.title.set_fontsize(8)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
-def _seed(m: Model) -> str:
-    return "" if m.seed is None else f" seed {m.seed}"
+def _pyplot():
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-def _order(m: Model):
-    keys = list(LABELS)
-    return (keys.index(m.variant) if m.variant in keys else 99, m.mode, m.seed or 0)
-
-
-def _split_order(splits) -> list[str]:
-    return sorted(splits, key=lambda s: (SPLITS + [s]).index(s))
+    return plt
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
 
 
 def _cell(r: dict) -> str:
@@ -183,8 +258,8 @@ def _cell(r: dict) -> str:
 
 
 def markdown(rows, methods, comps, graded: bool) -> str:
-    splits = _split_order({sp for r in rows for sp in r["splits"]})
-    lines = ["## Success by model (greedy; % [95 % Wilson interval] (wins/games))", "",
+    splits = split_order({sp for r in rows for sp in r["splits"]})
+    lines = ["### Success by model (greedy; % [95 % Wilson interval] (wins/games))", "",
              "| method | seed | " + " | ".join(splits) + " | pooled | grounding % |"
              + (" score |" if graded else ""),
              "|" + "---|" * (4 + len(splits) + graded)]  # fmt: skip
@@ -194,86 +269,117 @@ def markdown(rows, methods, comps, graded: bool) -> str:
         row += f" | {_cell(r['pooled'])} | {_pct(r['pooled']['grounding'])} |"
         row += f" {_pct(r['pooled']['score'])} |" if graded else ""
         lines.append(row)
-    lines += ["", "## By method: pooled success, mean over seeds and the seeds' spread", "",
+    lines += ["", "### By method: pooled success, mean over seeds and the seeds' spread", "",
               "| method | seeds | games per seed | mean success % | min-max % |", "|---|---|---|---|---|"]  # fmt: skip
     for m in methods:
         seeds = ", ".join("-" if s is None else str(s) for s in m["seeds"])
         lines.append(f"| {m['label']} | {seeds} | {m['n_per_seed']} | {_pct(m['mean_success'])} | "
                      f"{_pct(m['min'])}-{_pct(m['max'])} |")  # fmt: skip
-    lines += ["", "## Paired comparisons on identical games (pooled over splits)", "",
+    lines += ["", "### Paired comparisons on identical games (pooled over splits)", "",
               "A - B in success points with a paired bootstrap 95 % interval (10,000 resamples of games); "
-              "McNemar's exact test on the games only one of them won.", "",
+              "McNemar's exact test on the games only one of them won. Rows over several seeds compare each "
+              "game's success averaged over the seeds (no McNemar test).", "",
               "| A | B | games | only A won | only B won | A - B (points) | 95 % interval | McNemar p | reading |",
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in comps:
         lo, hi = c["ci95"]
         reading = "within noise" if lo <= 0 <= hi else ("A better" if lo > 0 else "B better")
-        lines.append(f"| {c['a']} | {c['b']} | {c['n']} | {c['only_a']} | {c['only_b']} | "
-                     f"{100 * c['diff']:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | {c['mcnemar_p']:.3f} | {reading} |")  # fmt: skip
+        p = "-" if c["mcnemar_p"] is None else f"{c['mcnemar_p']:.3f}"
+        lines.append(f"| {c['a']} | {c['b']} | {c['n']} | {_dash(c['only_a'])} | {_dash(c['only_b'])} | "
+                     f"{100 * c['diff']:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | {p} | {reading} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def curves(runs: list[Path], out: Path) -> Path | None:
-    logs = {}
-    for run in runs:
-        for p in sorted(run.glob("ppo_*/train_log.jsonl")):
-            log = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
-            probe = p.parent / "probe_log.jsonl"  # the learning curve: greedy success on training games
-            if probe.exists():
-                log += [{"iteration": e["updates"], "train_success": e["train_success"]}
-                        for e in map(json.loads, filter(str.strip, probe.read_text().splitlines()))]  # fmt: skip
-            if log:
-                logs[f"{run.name}/{p.parent.name}"] = log
-    if not logs:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in ("train_success", "rollout_success", "score", "approx_kl", "clipfrac", "kl_k3")
-            if any(k in x for log in logs.values() for x in log)]  # fmt: skip
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False)
-    for name, log in logs.items():
-        for ax, k in zip(axes[0], keys, strict=True):
-            pts = [(x["iteration"], x[k]) for x in log if x.get(k) is not None]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker=".", label=name.replace("ppo_", ""))
-    for ax, k in zip(axes[0], keys, strict=True):
-        ax.set(title=k, xlabel="PPO iteration")
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    path = out / "curves.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _dash(x) -> str:
+    return "-" if x is None else str(x)
 
 
 @dataclass
 class StudyConfig:
-    run_dir: list[str] = arg(help="run folder(s): --run-dir A --run-dir B, or --run-dir A B", repeat=True)
-    output: str = arg(help="folder for study.md, study.json, curves.png")
+    run_dir: list[str] = arg(help="run folder(s), one per environment: --run-dir A B (or --run-dir A --run-dir B)",
+                             repeat=True)  # fmt: skip
+    output: str = arg(
+        help="folder for study.md, study.json, curves.png, by_length.png, trajectories_<env>.html"
+    )
+    max_trajectories: int = arg(20, "exploration rollouts per trajectory page (0: no pages)")
+
+    def __post_init__(self) -> None:
+        non_negative_int("--max-trajectories", self.max_trajectories)
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(StudyConfig, argv=argv, doc=__doc__)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [Path(r) for r in cfg.run_dir]
-    report, parts = {"command": command_line(), "runs": {}}, []
+    runs = []
+    for r in cfg.run_dir:
+        run = collect(Path(r))
+        if not run.games:
+            raise SystemExit(f"{r}: no evaluation under {Path(r) / 'eval'}")
+        runs.append(run)
+    report: dict = {"command": command_line(), "runs": {}}
+    md = ["# The study's tables", "", f"Made by `{command_line()}`.", ""]
+
+    main_md, report["main_table"] = table(runs, methods_of(runs, ablation=False), main_columns(runs))
+    md += ["## Main table: success % (score for WebShop), greedy", "",
+           "Mean [95 % interval]: Wilson for one seed; over several seeds, the mean with a bootstrap over games "
+           "of each game's seed-averaged result, and the seeds' min-max in brackets.", "", main_md, ""]  # fmt: skip
+    ablations = methods_of(runs, ablation=True)
+    if ablations:
+        abl_md, report["ablation_table"] = table(runs, ablations, ablation_columns(runs))
+        md += ["## Reward ablations (pooled over splits)", "", abl_md, ""]
+    else:
+        md += ["## Reward ablations", "", "No ablation was trained in these run folders.", ""]
+
+    lengths_by_run = {}
     for run in runs:
-        data = collect(run)
-        if not data:
-            raise SystemExit(f"{run}: no evaluation under {run / 'eval'}")
-        rows, comps = per_model(data), comparisons(data)
-        methods = per_method(rows)
-        graded = any(r["pooled"]["score"] != r["pooled"]["success"] for r in rows)
-        report["runs"][str(run)] = {"models": rows, "methods": methods, "comparisons": comps}
-        parts.append(f"# {run}\n\n" + markdown(rows, methods, comps, graded))
+        res = by_length(run, methods_of([run], ablation=False), expert_lengths(run))
+        lengths_by_run[run.name] = res
+    report["by_length"] = lengths_by_run
+    fig = length_figure(lengths_by_run, out)
+    md += ["## Success by the length of the game's expert trajectory", ""]
+    if fig:
+        md += ["Seed-averaged success by the number of steps of the game's expert trajectory (5-step units "
+               f"joined until a bucket holds {MIN_BUCKET} games; games per bucket in brackets). Only games whose expert trajectory is in the data count: on "
+               "ALFWorld those are the training-split games (the heldout split); the seen and unseen games have none.",
+               "", f"![by length]({fig.name})", ""]  # fmt: skip
+        for name, res in lengths_by_run.items():
+            if res:
+                md += [f"**{name}**", "", length_markdown(res), ""]
+    else:
+        md += ["No evaluated game has an expert trajectory in the data.", ""]
     plot = curves(runs, out)
     if plot:
-        parts.append(f"## PPO learning curves\n\n![curves]({plot.name})\n")
-    write_text_atomic(out / "study.md", "\n".join(parts))
+        md += ["## PPO learning curves", "",
+               "The probe plays a fixed set of training games greedily every few updates (offline PPO's own "
+               "batches are fixed rollouts, so this is the only sign of whether its policy improves); beside it "
+               "PPO's approx-KL, clip fraction and KL to the reference.", "", f"![curves]({plot.name})", ""]  # fmt: skip
+
+    for run in runs:
+        rows, comps = per_model(run), comparisons(run)
+        methods = per_method(rows)
+        entry: dict = {"env": run.env, "models": rows, "methods": methods, "comparisons": comps}
+        md += [f"## {run.name} (`{run.path}`)", "", markdown(rows, methods, comps, run.graded)]
+        ev = run.path / "estimator" / "eval.json"
+        if ev.exists():
+            from eval.report import estimator_table
+
+            info = run.path / "exploration" / "step_values.info.json"
+            entry["estimator"] = json.loads(ev.read_text())
+            md += ["### Progress estimator: sum_t c_t as a prediction of the final reward", "",
+                   estimator_table(entry["estimator"], json.loads(info.read_text()) if info.exists() else None), ""]  # fmt: skip
+        if e := exploration_stats(run):
+            entry["exploration"] = e
+            md += ["### Exploration", "", exploration_markdown(e), ""]
+        if page := trajectory_pages(run, out, cfg.max_trajectories):
+            md += [f"Trajectory pages: [{page.name}]({page.name}) (the task, each raw reply beside the parsed "
+                   "action, the observation, c_t, g_t and SPA-RL's fused r_t; rows coloured by c_t).", ""]  # fmt: skip
+        if t := timings_markdown(run):
+            md += ["### Stage wall times", "", t, ""]
+        entry["provenance"] = provenance(run)
+        md += ["### Commands of every row", "", provenance_markdown(entry["provenance"]), ""]
+        report["runs"][str(run.path)] = entry
+    write_text_atomic(out / "study.md", "\n".join(md))
     write_json_atomic(out / "study.json", report)
     print(f"wrote {out / 'study.md'}")
 

@@ -4,6 +4,7 @@
 # work whose output exists, so rerun the same command after an interruption.
 #   PROFILE=study bash scripts/run_study.sh [ENV] [STAGES]
 # STAGES (default: all) is any of: sft eval_sft explore estimator ppo eval_ppo report
+# The tables over several environments' run folders: python eval/study_report.py --run-dir A B --output DIR
 # Seeds: STUDY_SEEDS (default "1 2") for the PPO variants in PPO_VARIANTS; PPO folders get _seed<N>.
 set -euo pipefail
 ENV_NAME="${1:-alfworld}"

@@ -71,6 +71,7 @@ class Variant:
     grounding: str = "recorded"  # g_t: the environment's flag | "nothing-happens": the public code's test
     max_steps: int | None = None  # fuse_rewards drops rollouts of this many steps or more by default
     step_weighting: str = "none"  # PPO's --step-weighting auto: "public-code" multiplies r_t by (T - t - 1)
+    ablation: bool = False  # one of the paper's reward ablations (the study report's ablation table)
 
 
 REGISTRY: dict[str, Variant] = {}  # in the report's row order
@@ -86,13 +87,16 @@ def variant(
     grounding: str = "recorded",
     max_steps: int | None = None,
     step_weighting: str = "none",
+    ablation: bool = False,
 ):
     """Register a step-value variant: ``@variant("mean", "ablation: ...")`` over ``f(rec, R, inputs)``."""
 
     def register(fn: Callable[[TrajectoryRecord, float, StepInputs], list[float]]):
         if name in REGISTRY:
             raise ValueError(f"step-value variant {name!r} is registered twice")
-        REGISTRY[name] = Variant(name, label, fn, needs, beta, online, grounding, max_steps, step_weighting)
+        REGISTRY[name] = Variant(
+            name, label, fn, needs, beta, online, grounding, max_steps, step_weighting, ablation
+        )
         return fn
 
     return register
@@ -114,12 +118,12 @@ def _progress(rec, R, inp):
     return _given(inp.estimator, rec, "estimator values for variant 'progress'")
 
 
-@variant("mean", "ablation: uniform split (mean)")
+@variant("mean", "ablation: uniform split (mean)", ablation=True)
 def _mean(rec, R, inp):
     return [R / rec.n_steps] * rec.n_steps
 
 
-@variant("random", "ablation: random split")
+@variant("random", "ablation: random split", ablation=True)
 def _random(rec, R, inp):
     rng = random.Random(f"{inp.seed}:{rec.task_id}:{rec.rollout}")
     w = [rng.expovariate(1.0) for _ in range(rec.n_steps)]  # normalised exponentials = Dirichlet(1, ..., 1)
@@ -127,18 +131,18 @@ def _random(rec, R, inp):
     return [R * x / s for x in w]
 
 
-@variant("mc", "ablation: Monte-Carlo step values", needs="mc", online=False)
+@variant("mc", "ablation: Monte-Carlo step values", needs="mc", online=False, ablation=True)
 def _mc(rec, R, inp):
     v = _given(inp.mc, rec, f"V(s_0..s_{rec.n_steps - 1}) values for 'mc'") + [R]
     return [v[t + 1] - v[t] for t in range(rec.n_steps)]
 
 
-@variant("no-progress", "ablation: grounding only")
+@variant("no-progress", "ablation: grounding only", ablation=True)
 def _no_progress(rec, R, inp):
     return [0.0] * rec.n_steps
 
 
-@variant("no-grounding", "ablation: progress only", needs="estimator", beta=0.0)
+@variant("no-grounding", "ablation: progress only", needs="estimator", beta=0.0, ablation=True)
 def _no_grounding(rec, R, inp):
     return _given(inp.estimator, rec, "estimator values for variant 'no-grounding'")
 

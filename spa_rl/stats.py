@@ -1,5 +1,6 @@
 """Statistics for comparing agents on the same games: Wilson intervals for a success rate, McNemar's exact
-test and a paired bootstrap interval for the difference of two agents' success on identical games."""
+test and a paired bootstrap interval for the difference of two agents' success on identical games, and a
+bootstrap interval of a mean over games (a score, or a success averaged over seeds)."""
 
 from __future__ import annotations
 
@@ -39,10 +40,18 @@ def paired_bootstrap(
     """Mean of a - b over paired games and its percentile bootstrap interval (games resampled together)."""
     if len(a) != len(b) or not a:
         raise ValueError(f"need two non-empty paired lists, got {len(a)} and {len(b)} items")
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    n = len(d)
+    return bootstrap_mean([x - y for x, y in zip(a, b, strict=True)], n_boot, seed, level)
+
+
+def bootstrap_mean(
+    x: Sequence[float], n_boot: int = 10_000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of ``x`` (one value per game) and its percentile bootstrap interval, games resampled."""
+    if not x:
+        raise ValueError("need at least one value")
+    n = len(x)
     rng = random.Random(seed)
-    means = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    means = sorted(sum(x[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
     lo = means[int((1 - level) / 2 * n_boot)]
     hi = means[min(n_boot - 1, int((1 + level) / 2 * n_boot))]
-    return sum(d) / n, lo, hi
+    return sum(x) / n, lo, hi
