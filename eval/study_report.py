@@ -43,7 +43,6 @@ from spa_rl.study import (
     ablation_columns,
     bucket_start,
     by_length,
-    cell,
     collect,
     comparisons,
     expert_lengths,
@@ -78,17 +77,21 @@ def table(runs: list[Run], methods: list[tuple[str, str]], cols) -> tuple[str, l
     lines += [
         f"| {r['method']} | " + " | ".join(_fmt_cell(r["cells"][h]) for *_, h in cols) + " |" for r in rows
     ]
-    games = []
-    for run in runs:
-        n = {sp: cell(run, ("sft", "-"), sp) for sp in run.columns()}
-        games += [f"{run.name} {sp} {c['n']}" for sp, c in n.items() if c]
-    note = f"Games per column (SFT's): {', '.join(games)}." if games else ""
+    games = [
+        f"{h} {c['n']}" for *_, h in cols if (c := next((r["cells"][h] for r in rows if r["cells"][h]), None))
+    ]
+    note = f"Games per column: {', '.join(games)}." if games else ""
     return "\n".join(lines + ["", note]), rows
 
 
-def length_markdown(res: dict[str, dict]) -> str:
+def _length_axis(res: dict[str, dict]) -> tuple[list[str], dict[str, int]]:
+    """The length buckets of ``by_length``'s result, shortest first, and the games in each."""
     buckets = sorted({b for v in res.values() for b in v}, key=bucket_start)
-    n = {b: next(v[b]["n"] for v in res.values() if b in v) for b in buckets}
+    return buckets, {b: next(v[b]["n"] for v in res.values() if b in v) for b in buckets}
+
+
+def length_markdown(res: dict[str, dict]) -> str:
+    buckets, n = _length_axis(res)
     lines = ["| method | " + " | ".join(f"{b} ({n[b]})" for b in buckets) + " |",
              "|" + "---|" * (len(buckets) + 1)]  # fmt: skip
     for label, v in res.items():
@@ -105,8 +108,7 @@ def length_figure(res_by_run: dict[str, dict[str, dict]], out: Path) -> Path | N
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(res_by_run), figsize=(5 * len(res_by_run), 3.6), squeeze=False)
     for ax, (name, res) in zip(axes[0], res_by_run.items(), strict=True):
-        buckets = sorted({b for v in res.values() for b in v}, key=bucket_start)
-        n = {b: next(v[b]["n"] for v in res.values() if b in v) for b in buckets}
+        buckets, n = _length_axis(res)
         for label, v in res.items():
             xs = [i for i, b in enumerate(buckets) if b in v]
             ax.plot(xs, [100 * v[buckets[i]]["success"] for i in xs], marker="o", label=label)
@@ -114,12 +116,7 @@ def length_figure(res_by_run: dict[str, dict[str, dict]], out: Path) -> Path | N
         ax.set(
             title=name, xlabel="expert trajectory length, steps (games)", ylabel="success %", ylim=(-3, 103)
         )
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    path = out / "by_length.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, axes, out / "by_length.png")
 
 
 def exploration_markdown(e: dict) -> str:
@@ -227,11 +224,14 @@ def curves(runs: list[Run], out: Path) -> Path | None:
     for ax, k in zip(axes[0], keys, strict=True):
         ax.set(title=titles.get(k, k), xlabel="PPO updates")
         ax.title.set_fontsize(8)
+    return _save(fig, axes, out / "curves.png")
+
+
+def _save(fig, axes, path: Path) -> Path:
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
-    path = out / "curves.png"
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
