@@ -9,7 +9,10 @@ cache), hf-batched-cache (batched, key/value cache kept across turns), hf-batche
 same, but the first turn encodes the shared instruction + example once per episode),
 hf-batched-cache-concat (the same as hf-batched-cache, but each turn's cache is transformers' DynamicCache,
 which appends every decoded token by concatenation instead of writing into a preallocated buffer), openai (an OpenAI-compatible
-server such as vLLM, when --api-base is given). Printed per path: episodes/min, generated tokens/s,
+server such as vLLM, when --api-base is given), lora-peft and lora-merged (a PPO policy, LoRA r 8 with seeded
+nonzero adapters: generation through the peft model, as PPO's probe and online rollouts did before, and
+through spa_rl/rl/merged_policy.py's merged plain copy, as they do on CPU now; batched, with the cache).
+Printed per path: episodes/min, generated tokens/s,
 prompt tokens run through the model per episode (for the server: prompt tokens sent), and the ratio of
 episodes/min to hf-batched.
 """
@@ -77,6 +80,30 @@ def run_path(name, policy, tasks, batch_size, bench: RolloutBenchConfig) -> dict
     }
 
 
+def lora_policy(path: str, cfg: RolloutBenchConfig, batch: int):
+    """A PPO policy on --model with LoRA adapters set to seeded nonzero values (so that merging matters), and
+    the generator of ``path``: lora-peft (the peft model) or lora-merged (the merged plain copy)."""
+    from spa_rl.models.loading import load_tokenizer
+    from spa_rl.models.precision import resolve_dtype
+    from spa_rl.rl.merged_policy import MergedLoRAPolicy, lora_generator
+    from spa_rl.rl.policy_value import PolicyWithValue
+
+    device = str(cfg.device or "cpu")
+    model = PolicyWithValue.create(cfg.model, dtype=resolve_dtype(cfg.dtype, device)).to(device).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.lm.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g).to(p.device) * 0.01)
+    tok = load_tokenizer(cfg.model)
+    if path == "lora-peft":
+        return HFPolicy(cfg.model, device, batch_size=batch, model=model.lm, tokenizer=tok)
+    gen = lora_generator(model.lm, tok, cfg.model, device, batch)
+    if not isinstance(gen, MergedLoRAPolicy):
+        print(f"lora-merged: no merged copy on {device} (the peft model generates)")
+    return gen
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(RolloutBenchConfig, argv=argv, doc=__doc__)
 
@@ -90,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             policy = OpenAIPolicy(cfg.api_base, cfg.api_model or cfg.model, concurrency=len(tasks))
             rows.append(run_path(path, policy, tasks, len(tasks), cfg))
+        elif path.startswith("lora-"):
+            policy = lora_policy(path, cfg, len(tasks))
+            rows.append(run_path(path, policy, tasks, len(tasks), cfg))
+            del policy
         else:
             cache = path.startswith("hf-batched-cache")
             batch = 1 if path == "hf-sequential" else len(tasks)
@@ -118,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     hf_rows = [r for r in rows if r["path"].startswith("hf")]
     same = all(r["replies"] == hf_rows[0]["replies"] for r in hf_rows)
     print(f"\nhf paths produced identical greedy replies: {same}")
+    lora = {r["path"]: r["replies"] for r in rows if r["path"].startswith("lora-")}
+    if len(lora) == 2:  # the merged weights round differently from base + LoRA: replies may part late
+        pairs = [(a, b) for ra, rb in zip(*lora.values(), strict=True) for a, b in zip(ra, rb, strict=False)]
+        print(f"lora-peft and lora-merged: {sum(a == b for a, b in pairs)}/{len(pairs)} replies identical")
     if cfg.output:
         write_json_atomic(
             cfg.output,

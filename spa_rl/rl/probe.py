@@ -7,10 +7,10 @@ from pathlib import Path
 
 from envs import select_tasks
 from spa_rl.agent.backends import GenerationConfig
-from spa_rl.agent.backends.hf import HFPolicy
 from spa_rl.agent.metrics import summarize
 from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
 from spa_rl.agent.schema import read_records, write_jsonl_atomic
+from spa_rl.rl.merged_policy import lora_generator
 from spa_rl.rl.sources import SourceConfig
 
 
@@ -27,9 +27,7 @@ class TrainingProbe:
         self.tasks = select_tasks(cfg.env, "train", cfg.probe_tasks, "random", cfg.probe_seed, cfg.task_types,
                                   cfg.task_ids, cfg.exclude_task_ids)  # fmt: skip
         device = str(next(policy.parameters()).device)
-        self.gen = HFPolicy(
-            cfg.model, device, batch_size=cfg.gen_batch_size, model=policy.lm, tokenizer=tokenizer
-        )
+        self.gen = lora_generator(policy.lm, tokenizer, cfg.model, device, cfg.gen_batch_size)
         out = Path(cfg.output_dir)
         self.records, self.log = out / "probe_rollouts.jsonl", out / "probe_log.jsonl"
         kept = [r for r in read_records(self.records, repair_torn_tail=True) if r.rollout <= start_iteration]

@@ -24,7 +24,6 @@ from typing import Protocol
 
 from envs import parse_env_options, select_tasks
 from spa_rl.agent.backends import GenerationConfig
-from spa_rl.agent.backends.hf import HFPolicy
 from spa_rl.agent.metrics import summarize
 from spa_rl.agent.prompts import check_records_icl
 from spa_rl.agent.runner import EpisodeSpec, RolloutConfig, run_rollouts
@@ -167,12 +166,10 @@ class OnlineSource:
 
             self.estimator = ProgressEstimator.load(cfg.estimator).to(accelerator.device)
         if cfg.rollout_backend == "hf":
-            self.gen = HFPolicy(
-                cfg.model,
-                device=str(accelerator.device),
-                batch_size=cfg.gen_batch_size,
-                model=policy.lm,
-                tokenizer=tokenizer,
+            from spa_rl.rl.merged_policy import lora_generator
+
+            self.gen = lora_generator(
+                policy.lm, tokenizer, cfg.model, str(accelerator.device), cfg.gen_batch_size
             )
         else:  # a server with the base model, given the current adapter before each iteration
             from spa_rl.rl.served_policy import ServedLoRAPolicy
