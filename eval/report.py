@@ -259,12 +259,12 @@ def main(argv: list[str] | None = None) -> None:
         md += [
             "## Stage wall times",
             "",
-            "| stage | seconds | run started (UTC) | PPO mode |",
-            "|---|---|---|---|",
+            "| stage | seconds | run started (UTC) | PPO mode | machine |",
+            "|---|---|---|---|---|",
         ]
         for ln in timings.read_text().splitlines():
-            if ln:  # stage, seconds[, run start, PPO mode]: older files have the first two only
-                cells = (ln.split("\t") + ["", ""])[:4]
+            if ln:  # stage, seconds[, run start, PPO mode, machine]: older files have fewer columns
+                cells = (ln.split("\t") + ["", "", ""])[:5]
                 md.append("| " + " | ".join(cells) + " |")
         md.append("")
     ev_path = run / "estimator" / "eval.json"

@@ -136,11 +136,11 @@ def timings_markdown(run: Run) -> str | None:
     path = run.path / "timings.tsv"
     if not path.exists():
         return None
-    lines = ["| stage | minutes | run started (UTC) | PPO mode |", "|---|---|---|---|"]
+    lines = ["| stage | minutes | run started (UTC) | PPO mode | machine |", "|---|---|---|---|---|"]
     for ln in path.read_text().splitlines():
-        if ln.strip():
-            stage, secs, *rest = ln.split("\t") + ["", ""]
-            lines.append(f"| {stage} | {int(secs) / 60:.1f} | {rest[0]} | {rest[1]} |")
+        if ln.strip():  # older files lack the machine column
+            stage, secs, *rest = ln.split("\t") + ["", "", ""]
+            lines.append(f"| {stage} | {int(secs) / 60:.1f} | {rest[0]} | {rest[1]} | {rest[2]} |")
     return "\n".join(lines)
 
 

@@ -37,13 +37,24 @@ load_config() {  # load_config ENV_NAME
 ppo_dir() {  # ppo_dir VARIANT: the PPO output folder, ppo_<mode>[-turn]_<variant> (-turn: turn-level GAE)
   echo "$RUN_DIR/ppo_${PPO_MODE}$([[ "$PPO_GAE_LEVEL" == token ]] || echo "-$PPO_GAE_LEVEL")_$1"
 }
+machine_tag() {  # the machine a stage ran on, for timings.tsv: CPU model, cores, bf16 instructions, GPU
+  # (machines of one kind differ: a CPU without bf16 trains in fp32, several times slower)
+  local cpu gpu=""
+  cpu="$(grep -m1 "model name" /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')"
+  [[ -n "$cpu" ]] || cpu="$(uname -m)"
+  cpu+=" x $(nproc 2>/dev/null || echo "?")"
+  if grep -qwE "avx512_bf16|amx_bf16|bf16" /proc/cpuinfo 2>/dev/null; then cpu+=", bf16"; else cpu+=", no bf16"; fi
+  command -v nvidia-smi >/dev/null 2>&1 && gpu="$(nvidia-smi -L 2>/dev/null | head -1 | cut -d'(' -f1)"
+  echo "$cpu${gpu:+; $gpu}"
+}
 stage() {  # stage NAME command...: run a pipeline stage, appending its wall time to $TIMINGS
-  # (stage, seconds, this run's start $RUN_STARTED, PPO mode)
+  # (stage, seconds, this run's start $RUN_STARTED, PPO mode, machine)
   local name="$1" t0; shift
   t0=$(date +%s)
   echo "=== [$name] $(date -u +%H:%M:%S)"
   "$@"
-  printf '%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$RUN_STARTED" "${PPO_MODE:-}" >> "$TIMINGS"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$RUN_STARTED" "${PPO_MODE:-}" \
+    "$(machine_tag)" >> "$TIMINGS"
 }
 vllm_dtype() {  # the vLLM --dtype for VLLM_DTYPE / DTYPE (empty: vLLM's choice)
   if [[ -n "${VLLM_DTYPE:-}" ]]; then echo "$VLLM_DTYPE"

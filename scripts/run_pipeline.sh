@@ -4,7 +4,7 @@
 #   evaluation (SFT and every PPO model) -> report.
 #   PROFILE=demo bash scripts/run_pipeline.sh [ENV]        (ENV defaults to alfworld)
 # Every stage skips work whose output already exists, so a rerun resumes. Stage wall times are
-# appended to $RUN_DIR/timings.tsv (stage, seconds, this run's start, PPO mode): a resumed or second
+# appended to $RUN_DIR/timings.tsv (stage, seconds, this run's start, PPO mode, machine): a resumed or second
 # run (e.g. PPO_MODE=online) adds its rows below the first run's instead of replacing them.
 set -euo pipefail
 ENV_NAME="${1:-alfworld}"

@@ -60,6 +60,9 @@ def test_study_report_pools_splits_groups_seeds_and_pairs_games(tmp_path):
     for tag, wins in won.items():
         for split, tasks in games.items():
             _eval(run, tag, split, {t: t in wins for t in tasks})
+    # Stage times: a row of an older file (no machine column) and one with the machine it ran on.
+    (run / "timings.tsv").write_text("sft\t120\t2026-12-02T16:37:52Z\toffline\n"
+                                     "eval_sft\t600\t2026-12-03T13:00:00Z\toffline\tXeon x 2, no bf16\n")  # fmt: skip
     out = tmp_path / "report"
     res = subprocess.run([sys.executable, "eval/study_report.py", "--run-dir", str(run), "--output", str(out)],
                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
@@ -75,6 +78,8 @@ def test_study_report_pools_splits_groups_seeds_and_pairs_games(tmp_path):
     assert pair["mcnemar_p"] == pytest.approx(0.5) and pair["diff"] == pytest.approx(0.5)
     md = (out / "study.md").read_text()
     assert "| SPA-RL (offline) | 1 |" in md and "25.0 [" in md and "within noise" in md
+    assert "| sft | 2.0 | 2026-12-02T16:37:52Z | offline |  |" in md
+    assert "| eval_sft | 10.0 | 2026-12-03T13:00:00Z | offline | Xeon x 2, no bf16 |" in md
 
 
 def test_bootstrap_mean_and_paired_bootstrap_agree():

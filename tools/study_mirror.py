@@ -1,0 +1,171 @@
+"""A committed mirror of a study's run folder: every small file (results, logs, fingerprints, the estimator's
+head), none of the weights, so that a study survives the loss of the machine it ran on.
+
+    python tools/study_mirror.py save    RUN_DIR MIRROR   # after each stage (scripts/run_study.sh does it)
+    python tools/study_mirror.py restore MIRROR RUN_DIR   # on a new machine, before the stages run again
+
+``save`` copies into MIRROR every file of RUN_DIR except model weights (folders that hold a weight file over
+--max-weight-mb: SFT models, PPO adapters and merged models; checkpoints), inputs derived by a deterministic
+function of mirrored files (the estimator's data, the fused PPO data: prm/run_prm.sh writes them again), locks
+and temporary files, and any file over --max-file-mb (listed as skipped). Of a weights folder only its
+summaries are kept (``train_summary.json``, ``summary.json``, ``task_ids.txt``), for the report. It writes
+``manifest.json``: each mirrored file's size and SHA-256, what was skipped and why.
+
+``restore`` copies every mirrored file that RUN_DIR lacks (never into a weights folder) and checks the ones it
+has: a file that differs stops it, naming the file, and nothing is overwritten. The stages then resume from
+what is there. Models are trained again: SFT reproduces its weights only on a machine that computes as the
+first one did (same CPU and compute dtype), and every later stage's fingerprint names the SFT model's
+identity, so on any other machine the restored stages refuse to continue (their fingerprints differ) instead
+of mixing two SFT models in one study. ``eval/study_report.py --run-dir MIRROR`` makes the tables from the
+mirror alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+
+MANIFEST = "manifest.json"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+SUMMARIES = {"train_summary.json", "summary.json", "task_ids.txt"}  # kept from a weights folder
+DERIVED = ("estimator/data/", "ppo_data/")  # prm/run_prm.sh writes them again from mirrored inputs
+DERIVED_KEEP_SUFFIX = ".info.json"  # the fused data's statistics stay (the report reads them)
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_dirs(run: Path, max_weight_bytes: int) -> set[Path]:
+    """Folders (relative to ``run``) that hold a weight file over the limit: models, adapters, checkpoints."""
+    out = set()
+    for f in run.rglob("*"):
+        if f.is_file() and f.suffix in WEIGHT_SUFFIXES and f.stat().st_size > max_weight_bytes:
+            out.add(f.parent.relative_to(run))
+    return out
+
+
+def _skip_reason(rel: Path, size: int, weights: set[Path], max_file_bytes: int) -> str | None:
+    name, parts, posix = rel.name, rel.parts, rel.as_posix()
+    if name.startswith(".") or name.endswith((".tmp", ".partial")):
+        return "lock or temporary file"
+    if any(p == "checkpoint" or p.startswith("checkpoint-") for p in parts[:-1]):
+        return "checkpoint (weights, optimizer state)"
+    if any(parent in weights for parent in rel.parents):
+        return None if name in SUMMARIES and rel.parent in weights else "weights folder"
+    if posix.startswith(DERIVED) and not name.endswith(DERIVED_KEEP_SUFFIX):
+        return "derived (prm/run_prm.sh writes it again)"
+    if size > max_file_bytes:
+        return f"over the size limit ({size / 2**20:.1f} MiB)"
+    return None
+
+
+def save(run: Path, mirror: Path, max_weight_mb: float, max_file_mb: float) -> dict:
+    if not run.is_dir():
+        raise SystemExit(f"no run folder at {run}")
+    weights = weights_dirs(run, int(max_weight_mb * 2**20))
+    files, skipped = {}, {}
+    for f in sorted(run.rglob("*")):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(run)
+        size = f.stat().st_size
+        if reason := _skip_reason(rel, size, weights, int(max_file_mb * 2**20)):
+            skipped[rel.as_posix()] = reason
+            continue
+        digest = _sha(f)
+        dest = mirror / rel
+        if not (dest.exists() and dest.stat().st_size == size and _sha(dest) == digest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.copyfile(f, tmp)
+            tmp.replace(dest)
+        files[rel.as_posix()] = {"size": size, "sha256": digest}
+    manifest = {
+        "command": command_line(),
+        "run_dir": str(run),
+        "files": files,
+        "weights_dirs": sorted(p.as_posix() for p in weights),
+        "skipped": skipped,
+    }
+    write_json_atomic(mirror / MANIFEST, manifest)
+    return manifest
+
+
+def restore(mirror: Path, run: Path) -> tuple[int, int]:
+    """Copies the mirrored files ``run`` lacks; returns (copied, already there). Stops on a differing file."""
+    path = mirror / MANIFEST
+    if not path.exists():
+        raise SystemExit(
+            f"no {MANIFEST} in {mirror}: not a study mirror (tools/study_mirror.py save writes one)"
+        )
+    manifest = json.loads(path.read_text())
+    weights = {Path(p) for p in manifest.get("weights_dirs", [])}
+    todo, same, differ = [], 0, []
+    for rel, meta in manifest["files"].items():
+        src, dest = mirror / rel, run / rel
+        if not src.exists() or _sha(src) != meta["sha256"]:
+            raise SystemExit(f"the mirror's {src} is missing or differs from its manifest entry")
+        if any(parent in weights for parent in Path(rel).parents):
+            continue  # a model's summary: the model is trained again, and writes its own
+        if dest.exists():
+            if _sha(dest) == meta["sha256"]:
+                same += 1
+            else:
+                differ.append(rel)
+        else:
+            todo.append((src, dest))
+    if differ:
+        raise SystemExit(
+            f"{len(differ)} file(s) of {run} differ from the mirror {mirror} (nothing was restored): "
+            + ", ".join(differ[:10])
+            + ". The run folder holds other work: restore into a new folder (RUN_DIR) or move these files."
+        )
+    for src, dest in todo:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    return len(todo), same
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("save", help="mirror RUN_DIR's small files into MIRROR")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("mirror", type=Path)
+    s.add_argument("--max-weight-mb", type=float, default=1.0, help="a weight file over this marks a weights "
+                   "folder, left out (default 1: the estimator's head is kept, models and adapters are not)")  # fmt: skip
+    s.add_argument("--max-file-mb", type=float, default=20.0, help="leave out (and list) any file over this")
+    r = sub.add_parser("restore", help="copy the mirrored files RUN_DIR lacks back into it")
+    r.add_argument("mirror", type=Path)
+    r.add_argument("run_dir", type=Path)
+    args = p.parse_args(argv)
+    if args.cmd == "save":
+        m = save(args.run_dir, args.mirror, args.max_weight_mb, args.max_file_mb)
+        size = sum(f["size"] for f in m["files"].values())
+        print(f"[mirror] {len(m['files'])} files ({size / 2**20:.1f} MiB) of {args.run_dir} in {args.mirror}")
+        for rel, why in m["skipped"].items():
+            if why.startswith("over the size limit"):  # the others are left out by design
+                print(f"[mirror]   left out {rel}: {why}")
+    else:
+        copied, same = restore(args.mirror, args.run_dir)
+        print(
+            f"[mirror] restored {copied} files from {args.mirror} into {args.run_dir} ({same} already there)"
+        )
+
+
+if __name__ == "__main__":
+    main()
