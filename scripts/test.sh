@@ -14,4 +14,15 @@ PY=.venv/bin/python
 [[ "${SPA_SYSTEM_PYTHON:-0}" == "1" ]] && PY="$(command -v python3)"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
-"$PY" -m pytest "$@"
+# One pytest-xdist worker per core (SPA_TEST_WORKERS: a number, or 0 for one process); torch's threads are
+# shared out among the workers (OMP_NUM_THREADS), so that they do not oversubscribe the cores. Most of the
+# suite's time is single-threaded (interpreter start-up, imports, environment resets), which the workers
+# overlap.
+workers="${SPA_TEST_WORKERS:-auto}"
+[[ "$workers" == auto ]] && workers="$(nproc)"
+xdist=()
+if (( workers > 0 )); then
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / workers > 0 ? $(nproc) / workers : 1 ))}"
+  xdist=(-n "$workers" --dist worksteal)
+fi
+"$PY" -m pytest "${xdist[@]}" "$@"
