@@ -25,7 +25,7 @@ RUN_STARTED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mirrored_stage() {  # stage NAME command..., then the mirror (the last in an && list: set -e applies within)
   stage "$@"
-  [[ -z "$STUDY_MIRROR" ]] || "$PY" tools/study_mirror.py save "$RUN_DIR" "$STUDY_MIRROR"
+  [[ -z "$STUDY_MIRROR" ]] || "$PY" tools/study_mirror.py --mode save --run-dir "$RUN_DIR" --mirror "$STUDY_MIRROR"
 }
 evaluated() {  # evaluated EVAL_DIR: every evaluation split has its summary (written when the split is done)
   local split
@@ -34,7 +34,7 @@ evaluated() {  # evaluated EVAL_DIR: every evaluation split has its summary (wri
   done
 }
 if [[ -n "$STUDY_MIRROR" && -f "$STUDY_MIRROR/manifest.json" ]]; then
-  "$PY" tools/study_mirror.py restore "$STUDY_MIRROR" "$RUN_DIR"
+  "$PY" tools/study_mirror.py --mode restore --run-dir "$RUN_DIR" --mirror "$STUDY_MIRROR"
 fi
 want sft && mirrored_stage sft bash sft/run_sft.sh "$ENV_NAME"
 want eval_sft && mirrored_stage eval_sft env MODEL="$RUN_DIR/sft/model" EVAL_DIR="$RUN_DIR/eval/sft" \

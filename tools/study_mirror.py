@@ -1,8 +1,10 @@
 """A committed mirror of a study's run folder: every small file (results, logs, fingerprints, the estimator's
 head), none of the weights, so that a study survives the loss of the machine it ran on.
 
-    python tools/study_mirror.py save    RUN_DIR MIRROR   # after each stage (scripts/run_study.sh does it)
-    python tools/study_mirror.py restore MIRROR RUN_DIR   # on a new machine, before the stages run again
+    python tools/study_mirror.py --mode save --run-dir RUN_DIR --mirror MIRROR     # after each stage
+    python tools/study_mirror.py --mode restore --run-dir RUN_DIR --mirror MIRROR  # on a new machine, first
+
+(scripts/run_study.sh does both.)
 
 ``save`` copies into MIRROR every file of RUN_DIR except model weights (folders that hold a weight file over
 --max-weight-mb: SFT models, PPO adapters and merged models; checkpoints), inputs derived by a deterministic
@@ -22,15 +24,16 @@ mirror alone.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
+from spa_rl.cli import arg, parse  # noqa: E402
 
 MANIFEST = "manifest.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -140,31 +143,30 @@ def restore(mirror: Path, run: Path) -> tuple[int, int]:
     return len(todo), same
 
 
+@dataclass
+class MirrorConfig:
+    mode: str = arg(
+        "save", "save (run folder -> mirror) | restore (mirror -> run folder)", choices=("save", "restore")
+    )
+    run_dir: Path = arg(Path("runs/study/alfworld"), "the study's run folder")
+    mirror: Path = arg(Path("results/study/alfworld/run"), "the mirror (committed)")
+    max_weight_mb: float = arg(1.0, "save: a weight file over this marks a weights folder, left out (1: the "
+                               "estimator's head is kept, models and adapters are not)")  # fmt: skip
+    max_file_mb: float = arg(20.0, "save: leave out (and list) any file over this")
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("save", help="mirror RUN_DIR's small files into MIRROR")
-    s.add_argument("run_dir", type=Path)
-    s.add_argument("mirror", type=Path)
-    s.add_argument("--max-weight-mb", type=float, default=1.0, help="a weight file over this marks a weights "
-                   "folder, left out (default 1: the estimator's head is kept, models and adapters are not)")  # fmt: skip
-    s.add_argument("--max-file-mb", type=float, default=20.0, help="leave out (and list) any file over this")
-    r = sub.add_parser("restore", help="copy the mirrored files RUN_DIR lacks back into it")
-    r.add_argument("mirror", type=Path)
-    r.add_argument("run_dir", type=Path)
-    args = p.parse_args(argv)
-    if args.cmd == "save":
-        m = save(args.run_dir, args.mirror, args.max_weight_mb, args.max_file_mb)
+    cfg = parse(MirrorConfig, argv=argv, doc=__doc__)
+    if cfg.mode == "save":
+        m = save(Path(cfg.run_dir), Path(cfg.mirror), cfg.max_weight_mb, cfg.max_file_mb)
         size = sum(f["size"] for f in m["files"].values())
-        print(f"[mirror] {len(m['files'])} files ({size / 2**20:.1f} MiB) of {args.run_dir} in {args.mirror}")
+        print(f"[mirror] {len(m['files'])} files ({size / 2**20:.1f} MiB) of {cfg.run_dir} in {cfg.mirror}")
         for rel, why in m["skipped"].items():
             if why.startswith("over the size limit"):  # the others are left out by design
                 print(f"[mirror]   left out {rel}: {why}")
     else:
-        copied, same = restore(args.mirror, args.run_dir)
-        print(
-            f"[mirror] restored {copied} files from {args.mirror} into {args.run_dir} ({same} already there)"
-        )
+        copied, same = restore(Path(cfg.mirror), Path(cfg.run_dir))
+        print(f"[mirror] restored {copied} files from {cfg.mirror} into {cfg.run_dir} ({same} already there)")
 
 
 if __name__ == "__main__":
