@@ -11,7 +11,7 @@ head), none of the weights, so that a study survives the loss of the machine it 
 function of mirrored files (the estimator's data, the fused PPO data: prm/run_prm.sh writes them again), locks
 and temporary files, and any file over --max-file-mb (listed as skipped). Of a weights folder only its
 summaries are kept (``train_summary.json``, ``summary.json``, ``task_ids.txt``), for the report. It writes
-``manifest.json``: each mirrored file's size and SHA-256, what was skipped and why.
+``manifest.json``: each mirrored file's size and SHA-256 (spa_rl/fingerprint.py's file identity), what was skipped and why.
 
 ``restore`` copies every mirrored file that RUN_DIR lacks (never into a weights folder) and checks the ones it
 has: a file that differs stops it, naming the file, and nothing is overwritten. The stages then resume from
@@ -24,7 +24,6 @@ mirror alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spa_rl.agent.schema import command_line, write_json_atomic  # noqa: E402
 from spa_rl.cli import arg, parse  # noqa: E402
+from spa_rl.fingerprint import file_identity  # noqa: E402
 
 MANIFEST = "manifest.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -42,12 +42,12 @@ DERIVED = ("estimator/data/", "ppo_data/")  # prm/run_prm.sh writes them again f
 DERIVED_KEEP_SUFFIX = ".info.json"  # the fused data's statistics stay (the report reads them)
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _copy(src: Path, dest: Path) -> None:
+    """Copy atomically: a reader never sees half a file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
 
 
 def weights_dirs(run: Path, max_weight_bytes: int) -> set[Path]:
@@ -78,6 +78,7 @@ def save(run: Path, mirror: Path, max_weight_mb: float, max_file_mb: float) -> d
     if not run.is_dir():
         raise SystemExit(f"no run folder at {run}")
     weights = weights_dirs(run, int(max_weight_mb * 2**20))
+    old = json.loads((mirror / MANIFEST).read_text())["files"] if (mirror / MANIFEST).exists() else {}
     files, skipped = {}, {}
     for f in sorted(run.rglob("*")):
         if not f.is_file():
@@ -87,14 +88,11 @@ def save(run: Path, mirror: Path, max_weight_mb: float, max_file_mb: float) -> d
         if reason := _skip_reason(rel, size, weights, int(max_file_mb * 2**20)):
             skipped[rel.as_posix()] = reason
             continue
-        digest = _sha(f)
+        ident = file_identity(f)  # files under the size limit are hashed whole
         dest = mirror / rel
-        if not (dest.exists() and dest.stat().st_size == size and _sha(dest) == digest):
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.copyfile(f, tmp)
-            tmp.replace(dest)
-        files[rel.as_posix()] = {"size": size, "sha256": digest}
+        if not (dest.exists() and old.get(rel.as_posix()) == ident):  # copied by an earlier save
+            _copy(f, dest)
+        files[rel.as_posix()] = ident
     manifest = {
         "command": command_line(),
         "run_dir": str(run),
@@ -118,12 +116,12 @@ def restore(mirror: Path, run: Path) -> tuple[int, int]:
     todo, same, differ = [], 0, []
     for rel, meta in manifest["files"].items():
         src, dest = mirror / rel, run / rel
-        if not src.exists() or _sha(src) != meta["sha256"]:
+        if not src.exists() or file_identity(src) != meta:
             raise SystemExit(f"the mirror's {src} is missing or differs from its manifest entry")
         if any(parent in weights for parent in Path(rel).parents):
             continue  # a model's summary: the model is trained again, and writes its own
         if dest.exists():
-            if _sha(dest) == meta["sha256"]:
+            if file_identity(dest) == meta:
                 same += 1
             else:
                 differ.append(rel)
@@ -136,10 +134,7 @@ def restore(mirror: Path, run: Path) -> tuple[int, int]:
             + ". The run folder holds other work: restore into a new folder (RUN_DIR) or move these files."
         )
     for src, dest in todo:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dest)
+        _copy(src, dest)
     return len(todo), same
 
 
