@@ -3,7 +3,8 @@ every prompt) against the faster settings, alternating, in one run, with ratios:
 
 - SFT: tokens/s of a training step (forward, backward, AdamW) on ALFWorld expert trajectories;
 - estimator: tokens/s of the frozen backbone reading every step position (the demo's estimator);
-- PPO: seconds per rollout of one PPO update (scoring, reference, GAE, one epoch of minibatch-1 steps);
+- PPO: seconds per rollout of one PPO update (scoring, reference, GAE, one epoch of minibatch-1 steps;
+  ``--ppo-epochs 1,2,4`` also times updates of several epochs);
 - rollouts: episodes/min of greedy ALFWorld episodes on the demo's shape (8 episodes, fixed steps).
 
     python bench/bench_speed.py                                  # everything, fp32 vs bf16
@@ -67,6 +68,8 @@ class SpeedBenchConfig:
     settings: str | None = arg(None, "comma-separated among fp32, bf16, bf16-icl0, fp32-generate and before "
                                "(these two: rollouts only); default: all that apply here")  # fmt: skip
     trajectories: int = arg(4, "expert trajectories for SFT / estimator / PPO")
+    ppo_epochs: str = arg("1", "comma-separated PPO epochs per update to time; a count other than 1 is "
+                          "reported as SETTING-e<N> (e.g. fp32-e4)")  # fmt: skip
     episodes: int = arg(8, "rollout episodes played together")
     steps: int = arg(4, "steps per rollout episode")
     repeats: int = arg(2, "runs per part and setting (the best counts)")
@@ -151,7 +154,7 @@ def bench_estimator(model_path, tok, convs, dtype, repeats) -> dict:
     return {"seconds": round(s, 2), "tokens": tokens, "tokens_per_s": round(tokens / s, 1)}
 
 
-def bench_ppo(model_path, tok, convs, dtype, repeats) -> dict:
+def bench_ppo(model_path, tok, convs, dtype, repeats, epochs: int = 1) -> dict:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -166,7 +169,7 @@ def bench_ppo(model_path, tok, convs, dtype, repeats) -> dict:
                             step_rewards=[0.1] * sum(x["role"] == "assistant" for x in m[start:]))
             for m, start in convs]  # fmt: skip
     samples = [s for r in recs if (s := to_sample(tok, r, 4096))]
-    cfg = recipe.PPOConfig(model=model_path, lr=1e-6, ppo_epochs=1, minibatch_size=1, grad_accum=2)
+    cfg = recipe.PPOConfig(model=model_path, lr=1e-6, ppo_epochs=epochs, minibatch_size=1, grad_accum=2)
     # As ppo/train.py: the frozen base weights in the compute dtype (trees before that held them in fp32).
     held = {"dtype": dtype} if "dtype" in inspect.signature(PolicyWithValue.create).parameters else {}
     policy = PolicyWithValue.create(model_path, **held)
@@ -255,7 +258,11 @@ def main(argv: list[str] | None = None) -> None:
             elif part == "estimator":
                 r = bench_estimator(cfg.model, tok, convs[icl], dtype, cfg.repeats)
             elif part == "ppo":
-                r = bench_ppo(cfg.model, tok, convs[icl], dtype, cfg.repeats)
+                for e in map(int, cfg.ppo_epochs.split(",")):
+                    r = bench_ppo(cfg.model, tok, convs[icl], dtype, cfg.repeats, e) | {"ppo_epochs": e}
+                    results[part][name if e == 1 else f"{name}-e{e}"] = r
+                    print(f"{part:<10} {name:<10} {r}", flush=True)
+                continue
             elif part == "rollouts":
                 fast, memo = name not in ROLLOUTS_ONLY, name != "before"
                 r = bench_rollouts(
