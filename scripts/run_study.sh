@@ -9,7 +9,9 @@
 # Across machines: after every stage the run folder's small files (results, logs, fingerprints, the estimator's
 # head; no weights) are mirrored into STUDY_MIRROR (default results/study/ENV/run; empty: off), which is meant
 # to be committed. On a new machine the same command first restores the mirror into RUN_DIR, then trains the
-# models again; a model whose evaluation is complete is not trained again (tools/study_mirror.py).
+# models again; a model whose evaluation is complete is not trained again (tools/study_mirror.py). Before a long
+# stage is cut off (the end of a session), a save by hand keeps its progress: episodes played so far resume.
+#   python tools/study_mirror.py --mode save --run-dir RUN_DIR --mirror results/study/ENV/run
 set -euo pipefail
 ENV_NAME="${1:-alfworld}"
 STAGES="${2:-sft eval_sft explore estimator ppo eval_ppo report}"

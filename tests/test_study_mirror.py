@@ -67,6 +67,17 @@ def test_save_restore_keeps_results_and_leaves_out_weights(tmp_path):
         assert (new / rel).read_bytes() == (run / rel).read_bytes(), rel
     assert study_mirror.restore(mirror, new) == (0, len(kept) - 1)  # a second restore: all there
 
+    # Work appended since the save (a stage that went on after a save in its middle) is kept as it is.
+    grown = new / "exploration" / "episodes.jsonl"
+    grown.write_text(grown.read_text() + '{"task_id": "b"}\n')
+    assert study_mirror.restore(mirror, new) == (0, len(kept) - 1)
+    assert grown.read_text().count("task_id") == 2
+    # A shorter file, or one that changed within the mirror's bytes, is other work.
+    grown.write_text('{"task_id": "c"}\n{"task_id": "b"}\n')
+    with pytest.raises(SystemExit, match="exploration/episodes.jsonl"):
+        study_mirror.restore(mirror, new)
+    grown.write_text('{"task_id": "a"}\n')
+
     # A run folder holding other work: nothing is overwritten, and the message names the file.
     _write(new / "eval" / "sft_unseen" / "summary.json", '{"metrics": {"n": 2}}')
     (new / "exploration" / "episodes.jsonl").unlink()
@@ -81,6 +92,24 @@ def test_save_restore_keeps_results_and_leaves_out_weights(tmp_path):
     assert m2["files"]["ppo_offline_sparse_seed1/probe_log.jsonl"]["size"] > m["files"][
         "ppo_offline_sparse_seed1/probe_log.jsonl"]["size"]  # fmt: skip
     assert (mirror / "ppo_offline_sparse_seed1" / "probe_log.jsonl").read_text().count("updates") == 2
+
+
+def test_a_save_during_a_stage_records_what_the_mirror_holds(tmp_path, monkeypatch):
+    """A running stage appends an episode between the save's hash and its copy: the manifest describes the
+    mirror's copy, so a restore from it passes its integrity check."""
+    run, mirror = tmp_path / "run", tmp_path / "mirror"
+    _write(run / "exploration" / "episodes.jsonl", '{"task_id": "a"}\n')
+    copy = study_mirror._copy
+
+    def copy_after_an_append(src: Path, dest: Path) -> None:
+        src.write_text(src.read_text() + '{"task_id": "b"}\n')
+        copy(src, dest)
+
+    monkeypatch.setattr(study_mirror, "_copy", copy_after_an_append)
+    m = study_mirror.save(run, mirror, max_weight_mb=1.0, max_file_mb=20)
+    held = mirror / "exploration" / "episodes.jsonl"
+    assert m["files"]["exploration/episodes.jsonl"]["size"] == held.stat().st_size
+    assert study_mirror.restore(mirror, tmp_path / "new") == (1, 0)
 
 
 def test_restore_refuses_a_folder_that_is_not_a_mirror(tmp_path):

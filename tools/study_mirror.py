@@ -14,8 +14,11 @@ summaries are kept (``train_summary.json``, ``summary.json``, ``task_ids.txt``),
 ``manifest.json``: each mirrored file's size and SHA-256 (spa_rl/fingerprint.py's file identity), what was skipped and why.
 
 ``restore`` copies every mirrored file that RUN_DIR lacks (never into a weights folder) and checks the ones it
-has: a file that differs stops it, naming the file, and nothing is overwritten. The stages then resume from
-what is there. Models are trained again: SFT reproduces its weights only on a machine that computes as the
+has: a file that differs stops it, naming the file, and nothing is overwritten, except that a file which
+begins with the mirror's bytes and goes on (an episode file or a log that grew after the save) is newer work
+of the same run and is kept. The stages then resume from what is there. So a save in the middle of a long
+stage (exploration, a PPO run) is safe: ``--mode save`` by hand before a session ends keeps the episodes
+played so far, and both a new machine and this one resume from them. Models are trained again: SFT reproduces its weights only on a machine that computes as the
 first one did (same CPU and compute dtype), and every later stage's fingerprint names the SFT model's
 identity, so on any other machine the restored stages refuse to continue (their fingerprints differ) instead
 of mixing two SFT models in one study. ``eval/study_report.py --run-dir MIRROR`` makes the tables from the
@@ -92,6 +95,8 @@ def save(run: Path, mirror: Path, max_weight_mb: float, max_file_mb: float) -> d
         dest = mirror / rel
         if not (dest.exists() and old.get(rel.as_posix()) == ident):  # copied by an earlier save
             _copy(f, dest)
+            # A running stage may append between the hash and the copy: record what the mirror holds.
+            ident = file_identity(dest)
         files[rel.as_posix()] = ident
     manifest = {
         "command": command_line(),
@@ -104,8 +109,21 @@ def save(run: Path, mirror: Path, max_weight_mb: float, max_file_mb: float) -> d
     return manifest
 
 
+def _extends(path: Path, prefix: Path) -> bool:
+    """Whether ``path`` is ``prefix`` with more bytes after it (a log or an episode file that grew)."""
+    n = prefix.stat().st_size
+    if path.stat().st_size <= n:
+        return False
+    with path.open("rb") as a, prefix.open("rb") as b:
+        while chunk := b.read(1 << 20):
+            if a.read(len(chunk)) != chunk:
+                return False
+    return True
+
+
 def restore(mirror: Path, run: Path) -> tuple[int, int]:
-    """Copies the mirrored files ``run`` lacks; returns (copied, already there). Stops on a differing file."""
+    """Copies the mirrored files ``run`` lacks; returns (copied, already there or grown since the save).
+    Stops on a file that differs otherwise."""
     path = mirror / MANIFEST
     if not path.exists():
         raise SystemExit(
@@ -121,7 +139,7 @@ def restore(mirror: Path, run: Path) -> tuple[int, int]:
         if any(parent in weights for parent in Path(rel).parents):
             continue  # a model's summary: the model is trained again, and writes its own
         if dest.exists():
-            if file_identity(dest) == meta:
+            if file_identity(dest) == meta or _extends(dest, src):
                 same += 1
             else:
                 differ.append(rel)
