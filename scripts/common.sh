@@ -48,13 +48,13 @@ machine_tag() {  # the machine a stage ran on, for timings.tsv: CPU model, cores
   echo "$cpu${gpu:+; $gpu}"
 }
 stage() {  # stage NAME command...: run a pipeline stage, appending its wall time to $TIMINGS
-  # (stage, seconds, this run's start $RUN_STARTED, PPO mode, machine)
+  # (stage, seconds, this run's start $RUN_STARTED, PPO mode, machine [; TIMINGS_NOTE: e.g. jobs side by side])
   local name="$1" t0; shift
   t0=$(date +%s)
   echo "=== [$name] $(date -u +%H:%M:%S)"
   "$@"
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" "$RUN_STARTED" "${PPO_MODE:-}" \
-    "$(machine_tag)" >> "$TIMINGS"
+    "$(machine_tag)${TIMINGS_NOTE:+; $TIMINGS_NOTE}" >> "$TIMINGS"
 }
 vllm_dtype() {  # the vLLM --dtype for VLLM_DTYPE / DTYPE (empty: vLLM's choice)
   if [[ -n "${VLLM_DTYPE:-}" ]]; then echo "$VLLM_DTYPE"

@@ -117,9 +117,9 @@ def test_restore_refuses_a_folder_that_is_not_a_mirror(tmp_path):
         study_mirror.restore(tmp_path, tmp_path / "run")
 
 
-def _study(run: Path, mirror: str, stages: str) -> subprocess.CompletedProcess:
+def _study(run: Path, mirror: str, stages: str, **env_vars: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PROFILE="study", RUN_DIR=str(run), STUDY_MIRROR=mirror, STUDY_SEEDS="1",
-               PPO_VARIANTS="sparse", HELDOUT_TASKS="1")  # fmt: skip
+               PPO_VARIANTS="sparse", HELDOUT_TASKS="1") | env_vars  # fmt: skip
     return subprocess.run(["bash", "scripts/run_study.sh", "alfworld", stages], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
@@ -141,3 +141,22 @@ def test_run_study_restores_the_mirror_and_skips_models_evaluated_elsewhere(tmp_
     res = _study(run, "", "ppo eval_ppo")
     assert res.returncode != 0 and "=== [ppo_sparse_seed1]" in res.stdout
     assert "=== [eval_sparse_seed1]" not in res.stdout  # the failed stage stopped the study
+
+
+def test_run_study_trains_models_side_by_side(tmp_path):
+    """STUDY_JOBS=2: the models are shared out between two jobs with one thread each (when there are 2 cores)
+    and their own logs; the job whose model was evaluated elsewhere skips it, the other's failure (no PPO
+    data) does not stop the first, and the study then fails naming the logs."""
+    src, mirror = tmp_path / "old", tmp_path / "mirror"
+    for split in ("unseen", "seen", "heldout"):
+        _write(src / "eval" / f"ppo_offline_sparse_seed1_{split}" / "summary.json", '{"metrics": {"n": 1}}')
+    study_mirror.save(src, mirror, max_weight_mb=1.0, max_file_mb=20)
+    run = tmp_path / "run"
+    res = _study(run, str(mirror), "ppo eval_ppo", STUDY_JOBS="2", PPO_VARIANTS="sparse progress")
+    assert res.returncode != 0
+    assert "[study] job 0" in res.stdout and "sparse 1;" in res.stdout
+    assert "[study] job 1" in res.stdout and "progress 1;" in res.stdout
+    assert "1 of 2 jobs failed" in res.stderr
+    job0, job1 = (run / "study_job0.log").read_text(), (run / "study_job1.log").read_text()
+    assert "ppo_offline_sparse_seed1: evaluated on every split" in job0
+    assert "=== [ppo_progress_seed1]" in job1 and "=== [eval_progress_seed1]" not in job1

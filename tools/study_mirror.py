@@ -27,7 +27,9 @@ mirror alone.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ DERIVED_KEEP_SUFFIX = ".info.json"  # the fused data's statistics stay (the repo
 def _copy(src: Path, dest: Path) -> None:
     """Copy atomically: a reader never sees half a file."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     shutil.copyfile(src, tmp)
     tmp.replace(dest)
 
@@ -80,6 +82,14 @@ def _skip_reason(rel: Path, size: int, weights: set[Path], max_file_bytes: int) 
 def save(run: Path, mirror: Path, max_weight_mb: float, max_file_mb: float) -> dict:
     if not run.is_dir():
         raise SystemExit(f"no run folder at {run}")
+    # One save at a time (jobs side by side, scripts/run_study.sh STUDY_JOBS): two overlapping saves could
+    # leave the manifest of one beside a file copied by the other.
+    with (run / ".mirror.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _save(run, mirror, max_weight_mb, max_file_mb)
+
+
+def _save(run: Path, mirror: Path, max_weight_mb: float, max_file_mb: float) -> dict:
     weights = weights_dirs(run, int(max_weight_mb * 2**20))
     old = json.loads((mirror / MANIFEST).read_text())["files"] if (mirror / MANIFEST).exists() else {}
     files, skipped = {}, {}
