@@ -380,6 +380,7 @@ def exploration_stats(run: Run) -> dict | None:
     summary = run.path / "exploration" / "summary.json"
     cfg = json.loads(summary.read_text()).get("config", {}) if summary.exists() else {}
     return {
+        "complete": summary.exists(),  # the stage writes its summary when every rollout is done
         "rollouts": len(recs),
         "tasks": len(by_task),
         "temperature": cfg.get("temperature"),

@@ -101,15 +101,18 @@ def test_a_save_during_a_stage_records_what_the_mirror_holds(tmp_path, monkeypat
     _write(run / "exploration" / "episodes.jsonl", '{"task_id": "a"}\n')
     copy = study_mirror._copy
 
-    def copy_after_an_append(src: Path, dest: Path) -> None:
-        src.write_text(src.read_text() + '{"task_id": "b"}\n')
+    def copy_after_an_append(src: Path, dest: Path) -> None:  # the stage writes one line and half another
+        src.write_text(src.read_text() + '{"task_id": "b"}\n{"task_id": ')
         copy(src, dest)
 
     monkeypatch.setattr(study_mirror, "_copy", copy_after_an_append)
     m = study_mirror.save(run, mirror, max_weight_mb=1.0, max_file_mb=20)
+    monkeypatch.undo()
     held = mirror / "exploration" / "episodes.jsonl"
+    assert held.read_text() == '{"task_id": "a"}\n{"task_id": "b"}\n'  # complete lines only
     assert m["files"]["exploration/episodes.jsonl"]["size"] == held.stat().st_size
     assert study_mirror.restore(mirror, tmp_path / "new") == (1, 0)
+    assert study_mirror.restore(mirror, run) == (0, 1)  # the run's file, torn line and all, extends it
 
 
 def test_restore_refuses_a_folder_that_is_not_a_mirror(tmp_path):

@@ -63,10 +63,18 @@ def test_study_report_pools_splits_groups_seeds_and_pairs_games(tmp_path):
     # Stage times: a row of an older file (no machine column) and one with the machine it ran on.
     (run / "timings.tsv").write_text("sft\t120\t2026-12-02T16:37:52Z\toffline\n"
                                      "eval_sft\t600\t2026-12-03T13:00:00Z\toffline\tXeon x 2, no bf16\n")  # fmt: skip
+    # An exploration still running (no summary yet) is reported as such.
+    _eval(run, "sft", "train", {"t1": True, "t2": False})
+    (run / "eval" / "sft_train").rename(run / "exploration")
+    (run / "exploration" / "summary.json").unlink()
     out = tmp_path / "report"
     res = subprocess.run([sys.executable, "eval/study_report.py", "--run-dir", str(run), "--output", str(out)],
                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
+    assert (
+        "In progress (no summary yet): 2 rollouts over 2 tasks finished so far"
+        in (out / "study.md").read_text()
+    )
     report = json.loads((out / "study.json").read_text())["runs"][str(run)]
     pooled = {(m["variant"], m["seed"]): m["pooled"] for m in report["models"]}
     assert pooled[("sft", None)]["successes"] == 1 and pooled[("sft", None)]["n"] == 4

@@ -48,10 +48,15 @@ DERIVED_KEEP_SUFFIX = ".info.json"  # the fused data's statistics stay (the repo
 
 
 def _copy(src: Path, dest: Path) -> None:
-    """Copy atomically: a reader never sees half a file."""
+    """Copy atomically: a reader never sees half a file. Of a JSONL file (episodes, logs) only its complete
+    lines: a stage may be writing its last one."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     shutil.copyfile(src, tmp)
+    if dest.suffix == ".jsonl":
+        raw = tmp.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            tmp.write_bytes(raw[: raw.rfind(b"\n") + 1])
     tmp.replace(dest)
 
 
