@@ -121,7 +121,7 @@ def length_figure(res_by_run: dict[str, dict[str, dict]], out: Path) -> Path | N
 
 def exploration_markdown(e: dict) -> str:
     s = e["success"]
-    if not e.get("complete", True):
+    if not e["complete"]:
         return (
             f"- In progress (no summary yet): {e['rollouts']} rollouts over {e['tasks']} tasks finished so far, "
             f"{_cell(s)} won; grounding {_pct(e['grounding'])} %."

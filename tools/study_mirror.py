@@ -11,17 +11,18 @@ head), none of the weights, so that a study survives the loss of the machine it 
 function of mirrored files (the estimator's data, the fused PPO data: prm/run_prm.sh writes them again), locks
 and temporary files, and any file over --max-file-mb (listed as skipped). Of a weights folder only its
 summaries are kept (``train_summary.json``, ``summary.json``, ``task_ids.txt``), for the report. It writes
-``manifest.json``: each mirrored file's size and SHA-256 (spa_rl/fingerprint.py's file identity), what was skipped and why.
+``manifest.json``: each mirrored file's size and SHA-256 (spa_rl/fingerprint.py's file identity), what was
+skipped and why.
 
 ``restore`` copies every mirrored file that RUN_DIR lacks (never into a weights folder) and checks the ones it
 has: a file that differs stops it, naming the file, and nothing is overwritten, except that a file which
 begins with the mirror's bytes and goes on (an episode file or a log that grew after the save) is newer work
 of the same run and is kept. The stages then resume from what is there. So a save in the middle of a long
 stage (exploration, a PPO run) is safe: ``--mode save`` by hand before a session ends keeps the episodes
-played so far, and both a new machine and this one resume from them. Models are trained again: SFT reproduces its weights only on a machine that computes as the
-first one did (same CPU and compute dtype), and every later stage's fingerprint names the SFT model's
-identity, so on any other machine the restored stages refuse to continue (their fingerprints differ) instead
-of mixing two SFT models in one study. ``eval/study_report.py --run-dir MIRROR`` makes the tables from the
+played so far, and both a new machine and this one resume from them. Models are trained again: SFT
+reproduces its weights only on a machine that computes as the first one did (same CPU and compute dtype),
+and every later stage's fingerprint names the SFT model's identity, so on any other machine the restored
+stages refuse to continue (their fingerprints differ) instead of mixing two SFT models in one study. ``eval/study_report.py --run-dir MIRROR`` makes the tables from the
 mirror alone.
 """
 
