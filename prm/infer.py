@@ -9,6 +9,10 @@ When the estimator folder has cross-fitted folds (``folds/folds.json``, from ``p
 --cross-fit-folds K``), each rollout's c_t comes from the fold estimator that never saw its task
 (out-of-fold); a rollout of a task no fold knows is an error. ``--in-sample`` scores every rollout with
 the main estimator instead (the paper's behaviour). The mode is recorded in ``<output>.info.json``.
+
+``--feature-cache DIR``: the feature store prm/train.py kept for a frozen backbone
+(``<output_dir>/features``); a rollout whose exact tokens it holds, under the same backbone and compute
+dtype, skips the backbone pass. The info file records how many did.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from spa_rl.agent.schema import read_records, write_json_atomic, write_jsonl_atomic
 from spa_rl.cli import arg, parse
+from spa_rl.estimator.feature_store import load_features
 from spa_rl.estimator.model import ProgressEstimator, estimate_step_values
 from spa_rl.fingerprint import claim_file, make_fingerprint, mark_file
 from spa_rl.models.loading import load_tokenizer, pick_device
@@ -34,7 +39,14 @@ def fold_assignment(estimator: str | Path) -> dict | None:
 
 
 def cross_fit_values(
-    estimator: str | Path, plan: dict, records: list, device, batch_size: int, max_length: int
+    estimator: str | Path,
+    plan: dict,
+    records: list,
+    device,
+    batch_size: int,
+    max_length: int,
+    feature_cache: str | None = None,
+    counts: dict | None = None,
 ):
     """c_t of every record from the fold estimator that held out its task (``estimate_step_values``'s
     output, in input order). The fold estimators are loaded one at a time."""
@@ -54,11 +66,21 @@ def cross_fit_values(
             continue
         model = ProgressEstimator.load(Path(estimator) / "folds" / f"fold{f}").to(device)
         tokenizer = tokenizer or load_tokenizer(model.cfg.base_model)
-        part = estimate_step_values(model, tokenizer, [records[i] for i in idx], batch_size, max_length)
+        features = stored_features(feature_cache, model)
+        part = estimate_step_values(
+            model, tokenizer, [records[i] for i in idx], batch_size, max_length, features, counts
+        )
         for i, res in zip(idx, part, strict=True):
             results[i] = res
         del model
     return results
+
+
+def stored_features(feature_cache: str | None, model: ProgressEstimator) -> dict:
+    """The store's features when the estimator's backbone is frozen (a trained one computes others)."""
+    if not feature_cache or model.cfg.backbone != "frozen":
+        return {}
+    return load_features(feature_cache, model.cfg.base_model, model.cfg.compute_dtype)
 
 
 @dataclass
@@ -73,6 +95,8 @@ class InferConfig:
                           "cross-fitted folds (the paper's behaviour: c_t of rollouts the estimator was "
                           "trained on)")  # fmt: skip
     overwrite: bool = arg(False, "write the output again even if it is up to date")
+    feature_cache: str | None = arg(None, "a frozen backbone's feature store (prm/train.py writes "
+                                    "<output-dir>/features): rollouts it holds skip the backbone pass")  # fmt: skip
 
     def __post_init__(self) -> None:  # refused before the estimator is read
         positive_int("--batch-size", self.batch_size)
@@ -97,14 +121,20 @@ def run(cfg: InferConfig, plan: dict | None) -> None:
     t0 = time.time()
     device = pick_device(cfg.device)
     records = read_records(cfg.rollouts)
+    counts: dict[str, int] = {}
     if plan is None:
         mode, folds = "in-sample", 0
         model = ProgressEstimator.load(cfg.estimator).to(device)
         tokenizer = load_tokenizer(model.cfg.base_model)
-        results = estimate_step_values(model, tokenizer, records, cfg.batch_size, cfg.max_length)
+        features = stored_features(cfg.feature_cache, model)
+        results = estimate_step_values(
+            model, tokenizer, records, cfg.batch_size, cfg.max_length, features, counts
+        )
     else:
         mode, folds = f"cross-fit {plan['folds']}", plan["folds"]
-        results = cross_fit_values(cfg.estimator, plan, records, device, cfg.batch_size, cfg.max_length)
+        results = cross_fit_values(
+            cfg.estimator, plan, records, device, cfg.batch_size, cfg.max_length, cfg.feature_cache, counts
+        )
     lines = [
         json.dumps(
             {
@@ -130,10 +160,14 @@ def run(cfg: InferConfig, plan: dict | None) -> None:
             "folds": folds,
             "n": len(records),
             "steps_past_max_length": missing,
+            "from_feature_cache": counts.get("cached", 0),
             "seconds": round(time.time() - t0, 1),
         },  # fmt: skip
     )
-    print(f"wrote step values of {len(records)} rollouts to {out} ({mode}; {missing} steps past max length)")
+    print(
+        f"wrote step values of {len(records)} rollouts to {out} ({mode}; {missing} steps past max length; "
+        f"{counts.get('cached', 0)} from the feature store)"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ train_launch PRM_DEEPSPEED prm/train.py "${train_args[@]}"  # NUM_GPUS > 1: acce
 values="$EXPLORE_DIR/step_values.jsonl"
 infer_mode=(); (( PRM_CROSS_FIT >= 2 )) || infer_mode=(--in-sample)
 "$PY" prm/infer.py --estimator "$PRM_DIR/estimator" --rollouts "$rollouts" --output "$values" \
-  --max-length "$PRM_MAX_LEN" "${infer_mode[@]}"
+  --max-length "$PRM_MAX_LEN" --feature-cache "$PRM_DIR/features" "${infer_mode[@]}"
 for variant in $FUSE_VARIANTS; do
   extra=()
   if [[ "$variant" == mc ]]; then

@@ -7,7 +7,9 @@ L = mean over rollouts of (sum_t c_t - R)^2.
 Every Hugging Face ``TrainingArguments`` flag works (``--deepspeed prm/configs/ds_zero2.json`` for the
 paper's setting). Writes ``<output_dir>/estimator`` (safetensors + config), ``train_log.jsonl``, and
 ``eval.json``: held-out MSE against predicting the mean training reward, and the correlation of the
-prediction with R.
+prediction with R. A frozen backbone (``--backbone frozen``) reads each rollout once: its features are
+cached, the head is fitted on them, and they are kept in ``<output_dir>/features/`` for ``prm/infer.py
+--feature-cache`` and for a rerun (spa_rl/estimator/feature_store.py).
 
 ``--cross-fit-folds K`` (K >= 2) also trains K estimators, K-fold by task on train.jsonl + val.jsonl
 pooled, into ``<output_dir>/estimator/folds/fold<k>/`` with the assignment in ``folds/folds.json``;
@@ -30,6 +32,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from spa_rl.agent.schema import command_line, read_records, write_json_atomic
 from spa_rl.cli import parse
 from spa_rl.estimator.data import StepCollator
+from spa_rl.estimator.feature_store import feature_key, load_features, save_features
 from spa_rl.estimator.fitting import (
     RolloutDataset,
     assign_folds,
@@ -39,8 +42,8 @@ from spa_rl.estimator.fitting import (
     fit_head,
     folds_complete,
     predict,
+    predict_cached,
     regression_report,
-    train_head_on_cached_features,
 )
 from spa_rl.estimator.model import BACKBONES, HEADS, EstimatorConfig, ProgressEstimator
 from spa_rl.fingerprint import check_fingerprint, locked, make_fingerprint, settings_of
@@ -83,6 +86,14 @@ class EstimatorArgs:
             "bf16 | fp32; bf16 runs the forward pass under autocast with fp32 master weights"
         },
     )
+    save_features: bool = field(
+        default=True,
+        metadata={
+            "help": "frozen backbone: keep its features of every rollout in <output_dir>/features/ (about "
+            "hidden size x 4 bytes per step), so prm/infer.py (--feature-cache) and a rerun that adds folds "
+            "read each rollout through the backbone once; --no_save_features leaves no store"
+        },
+    )
     cross_fit_folds: int = field(
         default=0,
         metadata={
@@ -121,7 +132,7 @@ def main() -> None:
     k = est_args.cross_fit_folds  # EstimatorArgs refused 1 and negative counts
     # The cross-fit folds are not in the fingerprint: switching them on for a finished estimator trains
     # the folds only (folds_complete checks their count and seed).
-    settings = settings_of(est_args, {"data_dir", "model", "overwrite", "cross_fit_folds"})
+    settings = settings_of(est_args, {"data_dir", "model", "overwrite", "cross_fit_folds", "save_features"})
     settings |= {k: getattr(args, k, None) for k in TRAINING_SETTINGS} | {"dtype": dtype_name(compute_dtype)}
     fp = make_fingerprint("estimator", settings, {"data": est_args.data_dir, "model": est_args.model})
     with contextlib.ExitStack() as stack:
@@ -179,21 +190,18 @@ def train_estimator(
     )
     collate = StepCollator(tokenizer.pad_token_id)
     pooled = RolloutDataset.concat(train, val)
-    frozen, fold_seconds = None, 0.0
+    frozen, feature_info = None, {}
     model = ProgressEstimator.create(cfg) if train_main or cfg.backbone == "frozen" else None
-    if train_folds and cfg.backbone == "frozen":
-        t0 = time.time()  # the backbone is read once, for the main estimator and every fold
-        frozen = (model, *cache_features(model, pooled, collate))
-        fold_seconds = time.time() - t0
     main_process = args.process_index == 0  # frozen backbone: every process fits the same head; one publishes
+    if cfg.backbone == "frozen":
+        save = est_args.save_features and main_process
+        frozen, feature_info = read_features(model, pooled, collate, out / "features", save)
     if train_main:
         n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"{len(train)} train / {len(val)} val rollouts; {n_trainable} trainable parameters")
         t0 = time.time()
-        if cfg.backbone == "frozen" and frozen is not None:
+        if frozen is not None:
             history = fit_head(model, frozen[1][: len(train)], frozen[2][: len(train)], args)
-        elif cfg.backbone == "frozen":
-            history = train_head_on_cached_features(model, train, collate, args)
         else:
             trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
             trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
@@ -207,14 +215,15 @@ def train_estimator(
                 tracker.log(h["epoch"], {"loss": h["loss"]}, "train/")
             tracker.close()
         if main_process:
-            publish_main(model, cfg, train, val, collate, history, n_trainable, seconds, out)
+            extra = {"trainable_parameters": n_trainable, "train_seconds": round(seconds, 1), **feature_info}
+            publish_main(model, train, val, collate, history, extra, out, frozen and frozen[1])
         if cfg.backbone != "frozen":
             del model, trainer  # the folds train their own backbones
             gc.collect()
     if train_folds:
         rep = cross_fit(cfg, pooled, fold_of, k, args, collate, out, frozen)
         if rep is not None:
-            rep["seconds"] = round(rep["seconds"] + fold_seconds, 1)
+            rep.update(feature_info)
             eval_path = out / "eval.json"
             ev = json.loads(eval_path.read_text()) if eval_path.exists() else {"command": command_line()}
             ev["cross_fit"] = rep
@@ -225,20 +234,33 @@ def train_estimator(
             )
 
 
-def publish_main(model, cfg, train, val, collate, history, n_trainable, seconds, out: Path) -> None:
+def read_features(model, pooled, collate, store: Path, save: bool) -> tuple[tuple, dict]:
+    """A frozen backbone is read once per rollout, for the main estimator, every fold and prm/infer.py:
+    the features of ``pooled`` (train then val), from ``store`` where it holds them, and written back to
+    it (``--save-features``). Returns ``(model, features, targets)`` and what eval.json records of it."""
+    t0 = time.time()
+    cfg = model.cfg
+    known = load_features(store, cfg.base_model, cfg.compute_dtype)
+    feats, targets = cache_features(model, pooled, collate, known)
+    keys = [feature_key(x) for x in pooled.items]
+    reused = sum(k in known for k in keys)
+    if save and reused < len(keys):
+        save_features(
+            store, cfg.base_model, cfg.compute_dtype, {**known, **dict(zip(keys, feats, strict=True))}
+        )
+    info = {"feature_seconds": round(time.time() - t0, 1), "features_reused": reused, "features": len(keys)}
+    print(f"backbone features of {len(keys)} rollouts: {reused} from {store}, {len(keys) - reused} read")
+    return (model, feats, targets), info
+
+
+def publish_main(model, train, val, collate, history, extra: dict, out: Path, feats: list | None) -> None:
     """Write ``train_log.jsonl`` and ``eval.json`` (train and val splits against predicting the mean
-    training reward), then publish the in-sample estimator to ``<out>/estimator``. The folder comes last:
-    its presence is what tells a rerun that this estimator is finished."""
+    training reward; from ``feats``, the frozen backbone's features of train then val, when given), then
+    publish the in-sample estimator to ``<out>/estimator``. The folder comes last: its presence is what
+    tells a rerun that this estimator is finished."""
     final = out / "estimator"
     write_log_history(out / "train_log.jsonl", history)
-    report = write_eval(
-        model,
-        train,
-        val,
-        collate,
-        out,
-        {"trainable_parameters": n_trainable, "train_seconds": round(seconds, 1)},
-    )
+    report = write_eval(model, train, val, collate, out, extra, feats)
     tmp = out / "estimator.partial"
     model.save(tmp)
     publish_dir(tmp, final)
@@ -248,13 +270,17 @@ def publish_main(model, cfg, train, val, collate, history, n_trainable, seconds,
     )
 
 
-def write_eval(model, train, val, collate, out: Path, extra: dict) -> dict:
+def write_eval(model, train, val, collate, out: Path, extra: dict, feats: list | None = None) -> dict:
     targets = {name: [x["target"] for x in d.items] for name, d in (("train", train), ("val", val))}
     baseline = sum(targets["train"]) / len(targets["train"])
-    report = {
-        name: regression_report(predict(model, d, collate), targets[name], baseline)
-        for name, d in (("train", train), ("val", val))
-    }
+    if feats is not None:
+        preds = {
+            "train": predict_cached(model, feats[: len(train)]),
+            "val": predict_cached(model, feats[len(train) :]),
+        }
+    else:
+        preds = {name: predict(model, d, collate) for name, d in (("train", train), ("val", val))}
+    report = {name: regression_report(preds[name], targets[name], baseline) for name in ("train", "val")}
     write_json_atomic(
         out / "eval.json", {"command": command_line(), "estimator": asdict(model.cfg), **extra, **report}
     )

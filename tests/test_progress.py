@@ -118,7 +118,7 @@ def test_tiny_estimator_overfits_a_few_rollouts(smol_tokenizer, records):
     collate = StepCollator(smol_tokenizer.pad_token_id)
     args = SimpleNamespace(learning_rate=3e-3, weight_decay=0.0, seed=0, per_device_train_batch_size=6,
                            num_train_epochs=300, logging_steps=100)  # fmt: skip
-    hist = recipe.train_head_on_cached_features(model, dataset, collate, args)
+    hist = recipe.fit_head(model, *recipe.cache_features(model, dataset, collate), args)
     preds = recipe.predict(model, dataset, collate)
     targets = [x["target"] for x in items]
     mse = sum((p - t) ** 2 for p, t in zip(preds, targets, strict=True)) / len(targets)
@@ -349,6 +349,48 @@ def test_infer_cross_fit_scores_each_rollout_with_its_held_out_fold(cross_fit_ru
     assert read_step_values(run.root / "x.jsonl")[stranger.key] == pytest.approx(
         ins[run.records[0].key], abs=1e-5
     )
+
+
+def test_a_frozen_backbone_reads_each_rollout_once(cross_fit_run, monkeypatch):
+    """prm/train.py keeps the frozen backbone's features; the rerun that added the folds and prm/infer.py
+    --feature-cache score from them without a backbone pass, and give the c_t a backbone pass gives."""
+    from spa_rl.estimator.feature_store import FILE, load_features, save_features
+
+    run = cross_fit_run
+    est, store = run.out / "estimator", run.out / "features"
+    n = len(run.records)
+    assert (run.eval_before["features"], run.eval_before["features_reused"]) == (n, 0)
+    assert json.loads((run.out / "eval.json").read_text())["cross_fit"]["features_reused"] == n
+    rollouts = run.root / "episodes_store.jsonl"
+    rollouts.write_text("".join(r.to_json() + "\n" for r in run.records))
+
+    calls = []
+    real = ProgressEstimator.backbone_hidden
+    monkeypatch.setattr(ProgressEstimator, "backbone_hidden", lambda *a: calls.append(1) or real(*a))
+    outs = {}
+    for mode in ("in-sample", "cross-fit"):
+        for cached in (False, True):
+            calls.clear()
+            out = run.root / f"store_{mode}_{cached}.jsonl"
+            argv = ["--estimator", str(est), "--rollouts", str(rollouts), "--output", str(out)]
+            argv += ["--in-sample"] if mode == "in-sample" else []
+            _run_recipe("prm/infer.py", argv + (["--feature-cache", str(store)] if cached else []))
+            info = json.loads(out.with_suffix(".info.json").read_text())
+            assert info["from_feature_cache"] == (n if cached else 0)
+            assert (len(calls) == 0) == cached  # no backbone pass when every rollout is in the store
+            outs[mode, cached] = read_step_values(out)
+        for key, values in outs[mode, False].items():
+            assert outs[mode, True][key] == pytest.approx(values, abs=1e-5)
+
+    # The store answers only for its own backbone and dtype; a damaged one is ignored, not fatal.
+    cfg = ProgressEstimator.load(est).cfg
+    assert len(load_features(store, cfg.base_model, "fp32")) == n
+    assert load_features(store, cfg.base_model, "bf16") == {}
+    assert load_features(store, str(REPO / "models" / "smollm2-135m-instruct"), "fp32") == {}
+    other = run.root / "other_store"
+    save_features(other, cfg.base_model, "fp32", {"k": torch.ones(2, 3)})
+    (other / FILE).write_bytes((other / FILE).read_bytes()[:40])
+    assert load_features(other, cfg.base_model, "fp32") == {}
 
 
 @pytest.mark.parametrize("k", [1, -2, 5])

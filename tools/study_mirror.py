@@ -8,7 +8,8 @@ head), none of the weights, so that a study survives the loss of the machine it 
 
 ``save`` copies into MIRROR every file of RUN_DIR except model weights (folders that hold a weight file over
 --max-weight-mb: SFT models, PPO adapters and merged models; checkpoints), inputs derived by a deterministic
-function of mirrored files (the estimator's data, the fused PPO data: prm/run_prm.sh writes them again), locks
+function of mirrored files (the estimator's data and backbone features, the fused PPO data: prm/run_prm.sh writes
+them again), locks
 and temporary files, and any file over --max-file-mb (listed as skipped). Of a weights folder only its
 summaries are kept (``train_summary.json``, ``summary.json``, ``task_ids.txt``), for the report. It writes
 ``manifest.json``: each mirrored file's size and SHA-256 (spa_rl/fingerprint.py's file identity), what was
@@ -44,7 +45,8 @@ from spa_rl.fingerprint import file_identity  # noqa: E402
 MANIFEST = "manifest.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 SUMMARIES = {"train_summary.json", "summary.json", "task_ids.txt"}  # kept from a weights folder
-DERIVED = ("estimator/data/", "ppo_data/")  # prm/run_prm.sh writes them again from mirrored inputs
+# prm/run_prm.sh writes them again from mirrored inputs (the backbone's features: a cache of the SFT model's)
+DERIVED = ("estimator/data/", "estimator/features/", "ppo_data/")
 DERIVED_KEEP_SUFFIX = ".info.json"  # the fused data's statistics stay (the report reads them)
 
 

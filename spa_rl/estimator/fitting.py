@@ -11,6 +11,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from spa_rl.agent.schema import command_line, read_records, write_json_atomic
 from spa_rl.estimator.data import encode_rollout
+from spa_rl.estimator.feature_store import feature_key
 from spa_rl.estimator.model import EstimatorConfig, ProgressEstimator
 from spa_rl.training import (
     ListDataset,
@@ -66,24 +68,27 @@ def predict(model: ProgressEstimator, data: Dataset, collate, batch_size: int = 
 
 
 def cache_features(
-    model: ProgressEstimator, data: Dataset, collate
+    model: ProgressEstimator, data: Dataset, collate, known: Mapping[str, torch.Tensor] | None = None
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The frozen backbone's last hidden state at every step position, per rollout (fp32, computed in the
-    estimator's compute dtype as at inference), and the targets."""
+    estimator's compute dtype as at inference), and the targets. ``known``: stored features of this
+    backbone and dtype (spa_rl/estimator/feature_store.py), used instead of reading the backbone."""
     model.eval()
     feats, targets = [], []
     with torch.no_grad():
         for i in range(len(data)):
             b = collate([data[i]])
-            hidden = model.backbone_hidden(b["input_ids"], b["attention_mask"])
-            feats.append(hidden[b["step_index"][:, 0], b["step_index"][:, 1]])
+            f = known.get(feature_key(data[i])) if known else None
+            if f is None:
+                hidden = model.backbone_hidden(b["input_ids"], b["attention_mask"])
+                f = hidden[b["step_index"][:, 0], b["step_index"][:, 1]]
+            feats.append(f)
             targets.append(b["target"][0])
     return feats, targets
 
 
 def fit_head(model: ProgressEstimator, feats: list, targets: list, args) -> list[dict]:
     """Fit the head alone on cached features (AdamW, the run's lr / epochs / batch size / weight decay)."""
-    head_in = model.lm.get_output_embeddings() if model.cfg.head == "vocab-linear" else torch.nn.Identity()
     opt = torch.optim.AdamW(model.head.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     g = torch.Generator().manual_seed(args.seed)
     history, bs = [], args.per_device_train_batch_size
@@ -93,7 +98,7 @@ def fit_head(model: ProgressEstimator, feats: list, targets: list, args) -> list
         total = 0.0
         for s in range(0, len(order), bs):
             idx = order[s : s + bs]
-            preds = torch.stack([model.head(head_in(feats[i])).squeeze(-1).sum() for i in idx])
+            preds = torch.stack([model.head_values(feats[i]).sum() for i in idx])
             loss = torch.mean((preds - torch.stack([targets[i] for i in idx])) ** 2)
             opt.zero_grad()
             loss.backward()
@@ -107,16 +112,7 @@ def fit_head(model: ProgressEstimator, feats: list, targets: list, args) -> list
 
 @torch.no_grad()
 def predict_cached(model: ProgressEstimator, feats: list) -> list[float]:
-    head_in = model.lm.get_output_embeddings() if model.cfg.head == "vocab-linear" else torch.nn.Identity()
-    return [model.head(head_in(f)).squeeze(-1).sum().item() for f in feats]
-
-
-def train_head_on_cached_features(
-    model: ProgressEstimator, data: Dataset, collate, args: TrainingArguments
-) -> list[dict]:
-    """Frozen backbone: read the backbone once at every step position, then fit the head alone on the
-    cached features for many cheap epochs."""
-    return fit_head(model, *cache_features(model, data, collate), args)
+    return [model.head_values(f).sum().item() for f in feats]
 
 
 def regression_report(

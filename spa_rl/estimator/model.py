@@ -10,6 +10,7 @@ Saved as a folder: ``estimator_config.json``, ``head.safetensors``, plus ``adapt
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -104,10 +105,14 @@ class ProgressEstimator(nn.Module):
     ) -> torch.Tensor:
         """Values at the positions ``step_index`` (n, 2): (row in batch, token position) per step."""
         hidden = self.backbone_hidden(input_ids, attention_mask)
-        at = hidden[step_index[:, 0], step_index[:, 1]]
+        return self.head_values(hidden[step_index[:, 0], step_index[:, 1]])
+
+    def head_values(self, hidden: torch.Tensor) -> torch.Tensor:
+        """c_t from the backbone's last hidden state at the step positions (n, hidden size): what a frozen
+        backbone's cached features are fed to."""
         if self.cfg.head == "vocab-linear":
-            at = self.lm.get_output_embeddings()(at)
-        return self.head(at.to(self.head_dtype)).squeeze(-1).float()
+            hidden = self.lm.get_output_embeddings()(hidden)
+        return self.head(hidden.to(self.head_dtype)).squeeze(-1).float()
 
     def backbone_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The backbone's last hidden state, computed in ``cfg.compute_dtype`` (autocast), returned fp32."""
@@ -181,25 +186,50 @@ class ProgressEstimator(nn.Module):
 
 @torch.no_grad()
 def estimate_step_values(
-    model: ProgressEstimator, tokenizer, records: list, batch_size: int = 4, max_length: int | None = 4096
+    model: ProgressEstimator,
+    tokenizer,
+    records: list,
+    batch_size: int = 4,
+    max_length: int | None = 4096,
+    features: Mapping[str, torch.Tensor] | None = None,
+    counts: dict[str, int] | None = None,
 ) -> list[tuple[list[float], int]]:
     """c_t for every step of every record (in input order), and how many trailing steps were past
-    ``max_length`` (they get 0)."""
+    ``max_length`` (they get 0). ``features``: a frozen backbone's stored features
+    (spa_rl/estimator/feature_store.py); a record whose exact tokens are there skips the backbone.
+    ``counts`` gets how many records came from the store ("cached") and from the backbone ("computed")."""
     from spa_rl.estimator.data import StepCollator, encode_rollout
+    from spa_rl.estimator.feature_store import feature_key
 
     model.eval()
     device = next(model.parameters()).device
     collate = StepCollator(tokenizer.pad_token_id)
-    order = sorted(range(len(records)), key=lambda i: len(records[i].messages))  # less padding
+    encoded = [encode_rollout(tokenizer, r, max_length) for r in records]
     out: dict[int, tuple[list[float], int]] = {}
+
+    def keep(i: int, values: list[float]) -> None:
+        n, T = len(encoded[i]["step_pos"]), records[i].n_steps
+        out[i] = (values + [0.0] * (T - n), T - n)
+
+    todo = []
+    use_store = bool(features) and model.cfg.backbone == "frozen"
+    for i, f in enumerate(encoded):
+        hit = features.get(feature_key(f)) if use_store and f["step_pos"] else None
+        if hit is None:
+            todo.append(i)
+        else:
+            keep(i, model.head_values(hit.to(device)).tolist())
+    if counts is not None:
+        counts["cached"] = counts.get("cached", 0) + len(records) - len(todo)
+        counts["computed"] = counts.get("computed", 0) + len(todo)
+    order = sorted(todo, key=lambda i: len(encoded[i]["input_ids"]))  # less padding
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        feats = [encode_rollout(tokenizer, records[i], max_length) for i in idx]
-        batch = {k: v.to(device) for k, v in collate(feats).items() if k != "target"}
+        batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx]).items() if k != "target"}
         values = model(**batch)["values"].tolist()
         k = 0
-        for i, f in zip(idx, feats, strict=True):
-            n, T = len(f["step_pos"]), records[i].n_steps
-            out[i] = (values[k : k + n] + [0.0] * (T - n), T - n)
+        for i in idx:
+            n = len(encoded[i]["step_pos"])
+            keep(i, values[k : k + n])
             k += n
     return [out[i] for i in range(len(records))]
