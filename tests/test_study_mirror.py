@@ -32,6 +32,7 @@ def _run_folder(run: Path) -> None:
     _write(run / "exploration" / "episodes.jsonl", '{"task_id": "a"}\n')
     _write(run / "estimator" / "estimator" / "head.safetensors", b"\1" * 1000)  # the MLP head: kept
     _write(run / "estimator" / "data" / "train.jsonl", "{}\n")
+    _write(run / "estimator" / "features" / "features.safetensors", b"\3" * 1000)  # a cache, under the limit
     _write(run / "ppo_data" / "progress.jsonl", "{}\n")
     _write(run / "ppo_data" / "progress.info.json", '{"steps": 3}')
     _write(run / "ppo_offline_sparse_seed1" / "adapter" / "adapter_model.safetensors", b"\2" * (3 << 20))
@@ -57,6 +58,7 @@ def test_save_restore_keeps_results_and_leaves_out_weights(tmp_path):
     assert m["weights_dirs"] == ["ppo_offline_sparse_seed1/adapter", "sft/model"]
     assert m["skipped"]["logs/big.log"].startswith("over the size limit")
     assert m["skipped"]["ppo_data/progress.jsonl"].startswith("derived")
+    assert m["skipped"]["estimator/features/features.safetensors"].startswith("derived")
     assert m["skipped"]["sft/checkpoint-10/trainer_state.json"].startswith("checkpoint")
 
     # A new machine: everything but the weights folders' summaries comes back, byte for byte.
