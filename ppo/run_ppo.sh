@@ -31,7 +31,8 @@ args=(--mode "$PPO_MODE" --model "$PPO_BASE" --output-dir "$PPO_DIR" --variant "
       --iterations "$PPO_ITERS" --rollouts-per-iteration "$PPO_ROLLOUTS" --ppo-epochs "$PPO_EPOCHS"
       --minibatch-size "$PPO_MB" --grad-accum "$PPO_ACCUM" --lr "$PPO_LR" --kl-coef "$PPO_KL"
       --kl-target "$PPO_KL_TARGET" --step-weighting "$PPO_STEP_WEIGHTING"
-      --gae-level "$PPO_GAE_LEVEL" --seed "$SEED" --report-to "$REPORT_TO" --icl-examples "$ICL_EXAMPLES")
+      --gae-level "$PPO_GAE_LEVEL" --seed "$SEED" --report-to "$REPORT_TO" --icl-examples "$ICL_EXAMPLES"
+      --save-every "$PPO_SAVE_EVERY")
 [[ -n "$DTYPE" ]] && args+=(--dtype "$DTYPE")
 # shellcheck disable=SC2206
 [[ -n "$PPO_EXTRA" ]] && args+=($PPO_EXTRA)  # more ppo/train.py flags (the paper profile: memory settings)

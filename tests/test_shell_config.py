@@ -103,7 +103,7 @@ def test_every_profile_sets_what_the_stages_read(profile, env):
     names = [
         "MAX_STEPS", "EVAL_SPLITS", "TEMPERATURE", "BACKEND", "API_BASE", "ICL_EXAMPLES", "SEED", "DTYPE",
         "SFT_SAVE_STEPS", "EXPLORE_SPLIT", "EXPLORE_BATCH", "PRM_LOG_STEPS", "MC_K", "ALPHA", "PPO_STEP_WEIGHTING",
-        "PPO_PROBE_EVERY", "PPO_PROBE_TASKS", "HELDOUT_TASKS", "NUM_GPUS", "ENV_OPTIONS",
+        "PPO_PROBE_EVERY", "PPO_PROBE_TASKS", "PPO_SAVE_EVERY", "HELDOUT_TASKS", "NUM_GPUS", "ENV_OPTIONS",
     ]  # fmt: skip
     got = resolved(*names, profile=profile, env=env)
     assert "<unset>" not in got.values(), got

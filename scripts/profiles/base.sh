@@ -95,5 +95,6 @@
 : "${PPO_GROUP_SIZE:=4}"           # online, critic-free estimators (grpo rloo gigpo): rollouts per drawn task
 : "${PPO_PROBE_EVERY:=0}"          # > 0: the learning curve, greedy play of PPO_PROBE_TASKS games every N updates
 : "${PPO_PROBE_TASKS:=16}"
+: "${PPO_SAVE_EVERY:=5}"           # write the resumable checkpoint every N updates (not in the fingerprint)
 : "${PPO_EXTRA=}"                  # more ppo/train.py flags (e.g. --gradient-checkpointing
                                    # --max-tokens-per-micro-batch 8192: memory, the same updates)

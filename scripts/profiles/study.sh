@@ -42,3 +42,4 @@ esac
 : "${PPO_LR:=1e-4}"
 : "${PPO_PROBE_EVERY:=20}"     # the learning curve: 32 training games played greedily every 20 updates
 : "${PPO_PROBE_TASKS:=32}"
+: "${PPO_SAVE_EVERY:=2}"      # a session that ends mid-run loses at most one update (~5 min), not four
