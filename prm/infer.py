@@ -59,14 +59,15 @@ def cross_fit_values(
             "--in-sample to score every rollout with the main estimator"
         )
     results: list = [None] * len(records)
-    tokenizer = None
+    tokenizer, features = None, None
     for f in range(plan["folds"]):
         idx = [i for i, r in enumerate(records) if task_fold[r.task_id] == f]
         if not idx:
             continue
         model = ProgressEstimator.load(Path(estimator) / "folds" / f"fold{f}").to(device)
         tokenizer = tokenizer or load_tokenizer(model.cfg.base_model)
-        features = stored_features(feature_cache, model)
+        if features is None:  # the folds share the frozen backbone: one read of the store
+            features = stored_features(feature_cache, model)
         part = estimate_step_values(
             model, tokenizer, [records[i] for i in idx], batch_size, max_length, features, counts
         )
